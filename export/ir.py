@@ -1,0 +1,486 @@
+"""The deployable integer network: one small typed description.
+
+A :class:`Network` is an ordered chain of layers, each a frozen dataclass. The
+IR holds everything a netx file holds and nothing that needs computing: the
+arithmetic lives in ``sims/``, the file formats in ``export/netx.py``.
+
+Shapes are (C, H, W) for spatial layers and (N,) for dense ones. Integer arrays
+are numpy ``int32``. Neuron parameters are integers in Loihi units (decays in
+1/4096, the threshold as a mantissa shifted left by 6 in hardware).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from hw_targets import constants as C
+from hw_targets.errors import IRError
+
+IR_FORMAT_VERSION = 1
+
+IntArray = npt.NDArray[np.int32]
+Scalar = Union[int, float, bool, str]
+
+
+def _as_int_array(value: Any, where: str, field_name: str) -> IntArray:
+    """Convert ``value`` to an int32 array, refusing non-integral or out-of-range values."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # numpy raises many types for ragged input
+        raise IRError(f"{where}: field '{field_name}' is not an array ({exc})") from None
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.int64)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise IRError(f"{where}: field '{field_name}' has dtype {arr.dtype}; expected integers")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)):
+            raise IRError(f"{where}: field '{field_name}' contains NaN or inf")
+        if not np.all(arr == np.trunc(arr)):
+            raise IRError(f"{where}: field '{field_name}' holds non-integer values; the IR is integer-only")
+    info = np.iinfo(np.int32)
+    if arr.size and (arr.min() < info.min or arr.max() > info.max):
+        raise IRError(f"{where}: field '{field_name}' has values outside int32")
+    out = arr.astype(np.int32)
+    out.setflags(write=False)
+    return out
+
+
+def _check_range(arr: IntArray, lo: int, hi: int, where: str, field_name: str) -> None:
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        raise IRError(
+            f"{where}: field '{field_name}' has values in [{int(arr.min())}, {int(arr.max())}], "
+            f"outside the allowed [{lo}, {hi}]"
+        )
+
+
+def _pair(value: Any, where: str, field_name: str) -> tuple[int, int]:
+    arr = np.asarray(value).reshape(-1)
+    if arr.size == 1:
+        arr = np.array([arr[0], arr[0]])
+    if arr.size != 2 or not np.all(arr == np.trunc(arr.astype(np.float64))):
+        raise IRError(f"{where}: field '{field_name}' must be an integer or an (H, W) pair, got {value!r}")
+    return int(arr[0]), int(arr[1])
+
+
+@dataclass(frozen=True, eq=False)
+class CubaNeuron:
+    """Loihi current-based leaky integrate-and-fire neuron (Lava ``LIF``, fixed point).
+
+    Per step, with synaptic input ``a`` and bias ``b`` (integers)::
+
+        u <- wrap24(trunc0(u * (4096 - i_decay) / 4096) + a * 2**6)
+        v <- sat24(trunc0(v * (4096 - v_decay) / 4096) + u + b * 2**6)
+        s  = v > v_th_mant * 2**6;   v <- 0 where s
+
+    Attributes:
+        i_decay: current decay in 1/4096 units, 0..4096; scalar or one per channel.
+        v_decay: voltage decay in 1/4096 units, 0..4096; scalar or one per channel.
+        v_th_mant: threshold mantissa, 0..2**17; scalar or one per channel.
+        kind: the netx neuron type string, ``CUBA`` or the legacy ``LOIHI``.
+        extras: keys of the ``neuron/`` group netx ignores (``refDelay``,
+            ``gradedSpike``, ``theta``, ...), kept so a read/write round trip
+            loses nothing.
+    """
+
+    i_decay: IntArray
+    v_decay: IntArray
+    v_th_mant: IntArray
+    kind: str = "CUBA"
+    extras: tuple[tuple[str, Scalar], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.validate("neuron")
+
+    def validate(self, where: str, channels: int | None = None) -> None:
+        """Check ranges, and per-channel lengths against ``channels``.
+
+        Raises:
+            IRError: naming ``where`` and the field.
+        """
+        for name, hi in (("i_decay", C.DECAY_MAX), ("v_decay", C.DECAY_MAX), ("v_th_mant", 1 << 17)):
+            arr = _as_int_array(getattr(self, name), where, name)
+            object.__setattr__(self, name, arr)
+            if arr.ndim > 1:
+                raise IRError(f"{where}: field '{name}' must be a scalar or one value per channel")
+            if channels is not None and arr.ndim == 1 and arr.shape[0] != channels:
+                raise IRError(
+                    f"{where}: field '{name}' has {arr.shape[0]} values, expected 1 or {channels} (one per channel)"
+                )
+            _check_range(arr, 0, hi, where, name)
+        if self.kind not in ("CUBA", "LOIHI"):
+            raise IRError(f"{where}: neuron type {self.kind!r} is not a CUBA-LIF neuron (CUBA or LOIHI)")
+
+
+def default_dense_neuron() -> CubaNeuron:
+    """The neuron netx builds for a ``dense`` layer stored without ``neuron/``."""
+    return CubaNeuron(
+        i_decay=np.int32(C.NETX_DEFAULT_I_DECAY),
+        v_decay=np.int32(C.NETX_DEFAULT_V_DECAY),
+        v_th_mant=np.int32(C.NETX_DEFAULT_VTH_MANT),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class InputLayer:
+    """The network's entry.
+
+    Without a neuron it only declares the input shape (netx builds no process).
+    With a neuron, input spikes enter that neuron's current (as lava-dl's tests
+    drive it) and its spikes feed the next synapse.
+
+    Attributes:
+        name: stable layer name.
+        shape: (C, H, W) or (N,).
+        neuron: the input neuron, or None for a shape declaration.
+        weight, bias: slayer's scalar input transform; netx stores but never applies them.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    neuron: CubaNeuron | None = None
+    weight: int | None = None
+    bias: int | None = None
+    kind: str = field(default="input", init=False)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+
+@dataclass(frozen=True, eq=False)
+class Dense:
+    """Fully connected synapse plus CUBA-LIF neurons.
+
+    Attributes:
+        weight: (N_out, N_in) int32, the integer weights as stored in the file.
+        bias: None, a scalar, or (N_out,) int32 bias mantissas (enter ``v`` << 6).
+        neuron: the neuron, or None for netx's default integrator (never spikes).
+        delay: None or (N_out, N_in) int32 synaptic delays in steps (0..62).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    weight: IntArray
+    bias: IntArray | None = None
+    neuron: CubaNeuron | None = None
+    delay: IntArray | None = None
+    kind: str = field(default="dense", init=False)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+
+@dataclass(frozen=True, eq=False)
+class Conv:
+    """2-D convolution synapse (torch layout, cross-correlation) plus CUBA-LIF neurons.
+
+    Attributes:
+        shape: output (C, H, W).
+        weight: (C_out, C_in / groups, kH, kW) int32.
+        stride, padding, dilation: (H, W) pairs.
+        groups: channel groups.
+        bias: None, (C_out,) per channel, or (C, H, W) per neuron.
+        neuron: the neuron (netx requires one on conv layers).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    weight: IntArray
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: IntArray | None = None
+    neuron: CubaNeuron | None = None
+    kind: str = field(default="conv", init=False)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten:
+    """Reshape (C, H, W) -> (C*H*W,) in C order (torch ``flatten(1)`` on NCHW)."""
+
+    name: str
+    shape: tuple[int, ...]
+    kind: str = field(default="flatten", init=False)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+
+Layer = Union[InputLayer, Dense, Conv, Flatten]
+LAYER_KINDS: dict[str, type] = {"input": InputLayer, "dense": Dense, "conv": Conv, "flatten": Flatten}
+
+
+def conv_output_hw(
+    in_hw: tuple[int, int],
+    kernel_hw: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+) -> tuple[int, int]:
+    """Output height and width of a convolution (Lava's ``conv.utils.output_shape``)."""
+    return tuple(  # type: ignore[return-value]
+        (x + 2 * p - d * (k - 1) - 1) // s + 1
+        for x, k, s, p, d in zip(in_hw, kernel_hw, stride, padding, dilation)
+    )
+
+
+def _describe(layer: Layer, index: int) -> str:
+    return f"layer '{layer.name}' (#{index}, {layer.kind})"
+
+
+def _check_bias(bias: IntArray | None, shape: tuple[int, ...], where: str) -> IntArray | None:
+    if bias is None:
+        return None
+    arr = _as_int_array(bias, where, "bias")
+    _check_range(arr, C.BIAS_STORE_MIN, C.BIAS_STORE_MAX, where, "bias")
+    if len(shape) == 1:
+        if arr.shape not in ((), (shape[0],)):
+            raise IRError(f"{where}: bias has shape {arr.shape}; expected a scalar or ({shape[0]},)")
+    else:
+        if arr.shape not in ((shape[0],), tuple(shape)):
+            raise IRError(f"{where}: bias has shape {arr.shape}; expected ({shape[0]},) per channel or {tuple(shape)}")
+    return arr
+
+
+def _check_layer(layer: Layer, index: int, in_shape: tuple[int, ...] | None) -> None:
+    """Validate one layer against the shape flowing into it."""
+    where = _describe(layer, index)
+    if not layer.name or not isinstance(layer.name, str):
+        raise IRError(f"layer #{index}: every layer needs a non-empty name")
+    shape = tuple(int(s) for s in layer.shape)
+    if not shape or any(s <= 0 for s in shape) or len(shape) not in (1, 3):
+        raise IRError(f"{where}: shape {layer.shape} must be (N,) or (C, H, W) with positive sizes")
+    object.__setattr__(layer, "shape", shape)
+    channels = shape[0]
+    if isinstance(layer, InputLayer):
+        if in_shape is not None:
+            raise IRError(f"{where}: an input layer may only come first")
+        if layer.neuron is not None:
+            layer.neuron.validate(where, channels)
+        return
+    assert in_shape is not None
+    if isinstance(layer, Flatten):
+        if len(shape) != 1 or shape[0] != int(np.prod(in_shape)):
+            raise IRError(f"{where}: shape {shape} does not flatten input {in_shape}; expected ({int(np.prod(in_shape))},)")
+        return
+    if isinstance(layer, Dense):
+        if len(in_shape) != 1:
+            raise IRError(f"{where}: dense input must be 1-D, got {in_shape}; insert a flatten layer")
+        if len(shape) != 1:
+            raise IRError(f"{where}: dense shape must be (N,), got {shape}")
+        w = _as_int_array(layer.weight, where, "weight")
+        if w.shape != (shape[0], in_shape[0]):
+            raise IRError(f"{where}: weight has shape {w.shape}; expected {(shape[0], in_shape[0])}")
+        object.__setattr__(layer, "weight", w)
+        object.__setattr__(layer, "bias", _check_bias(layer.bias, shape, where))
+        if layer.delay is not None:
+            d = _as_int_array(layer.delay, where, "delay")
+            if d.shape != w.shape:
+                raise IRError(f"{where}: delay has shape {d.shape}; expected {w.shape}")
+            _check_range(d, 0, C.NETX_MAX_DELAY, where, "delay")
+            object.__setattr__(layer, "delay", d)
+        if layer.neuron is not None:
+            layer.neuron.validate(where, channels)
+        return
+    if isinstance(layer, Conv):
+        if len(in_shape) != 3 or len(shape) != 3:
+            raise IRError(f"{where}: conv needs (C, H, W) input and output, got {in_shape} -> {shape}")
+        w = _as_int_array(layer.weight, where, "weight")
+        groups = int(layer.groups)
+        if groups < 1 or in_shape[0] % groups or shape[0] % groups:
+            raise IRError(f"{where}: groups={groups} must divide input channels {in_shape[0]} and output channels {shape[0]}")
+        if w.ndim != 4 or w.shape[0] != shape[0] or w.shape[1] != in_shape[0] // groups:
+            raise IRError(
+                f"{where}: weight has shape {w.shape}; expected ({shape[0]}, {in_shape[0] // groups}, kH, kW)"
+            )
+        stride = _pair(layer.stride, where, "stride")
+        padding = _pair(layer.padding, where, "padding")
+        dilation = _pair(layer.dilation, where, "dilation")
+        if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+            raise IRError(f"{where}: stride and dilation must be >= 1 and padding >= 0")
+        out_hw = conv_output_hw(in_shape[1:], w.shape[2:], stride, padding, dilation)  # type: ignore[arg-type]
+        if out_hw != shape[1:]:
+            raise IRError(f"{where}: output shape {shape} does not match the convolution of {in_shape}: ({shape[0]}, {out_hw[0]}, {out_hw[1]})")
+        for name, val in (("weight", w), ("stride", stride), ("padding", padding), ("dilation", dilation), ("groups", groups)):
+            object.__setattr__(layer, name, val)
+        object.__setattr__(layer, "bias", _check_bias(layer.bias, shape, where))
+        if layer.neuron is None:
+            raise IRError(f"{where}: conv layers need a neuron (netx reads conv/neuron unconditionally)")
+        layer.neuron.validate(where, channels)
+        return
+    raise IRError(f"layer #{index}: unknown layer class {type(layer).__name__}")
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """An ordered chain of layers and the input shape.
+
+    Attributes:
+        layers: the layers, in execution order.
+        input_shape: (C, H, W) or (N,); taken from the first layer when it is an input layer.
+        simulation: the legacy slayerPytorch ``simulation`` group (e.g. ``Ts``, ``tSample``), kept verbatim.
+    """
+
+    layers: tuple[Layer, ...]
+    input_shape: tuple[int, ...] = ()
+    simulation: tuple[tuple[str, Scalar], ...] = ()
+
+    def __post_init__(self) -> None:
+        layers = tuple(self.layers)
+        object.__setattr__(self, "layers", layers)
+        if not layers:
+            raise IRError("network has no layers")
+        names = [layer.name for layer in layers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise IRError(f"layer names must be unique; repeated: {sorted(dup)}")
+        first = layers[0]
+        if isinstance(first, InputLayer):
+            in_shape: tuple[int, ...] = tuple(int(s) for s in first.shape)
+            if self.input_shape and tuple(self.input_shape) != in_shape:
+                raise IRError(f"input_shape {self.input_shape} differs from input layer '{first.name}' shape {in_shape}")
+        elif self.input_shape:
+            in_shape = tuple(int(s) for s in self.input_shape)
+        elif isinstance(first, Dense):
+            in_shape = (int(np.asarray(first.weight).shape[-1]),)
+        else:
+            raise IRError(f"layer '{first.name}' (#0, {first.kind}): input shape unknown; pass input_shape or start with an input layer")
+        object.__setattr__(self, "input_shape", in_shape)
+        shape: tuple[int, ...] | None = None if isinstance(first, InputLayer) else in_shape
+        for i, layer in enumerate(layers):
+            _check_layer(layer, i, shape)
+            shape = layer.out_shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].out_shape
+
+    def layer_index(self, name: str) -> int:
+        """Index of the layer called ``name``."""
+        for i, layer in enumerate(self.layers):
+            if layer.name == name:
+                return i
+        raise IRError(f"no layer named {name!r}; layers: {[l.name for l in self.layers]}")
+
+    def describe(self, index: int) -> str:
+        """``layer 'conv1' (#2, conv)``, as used in messages."""
+        return _describe(self.layers[index], index)
+
+
+# ----------------------------------------------------------------------------- dict serializer
+
+
+def _arr_to_dict(arr: IntArray | None) -> Any:
+    if arr is None:
+        return None
+    return {"shape": list(arr.shape), "data": np.asarray(arr).reshape(-1).tolist()}
+
+
+def _arr_from_dict(d: Any) -> IntArray | None:
+    if d is None:
+        return None
+    return np.asarray(d["data"], dtype=np.int32).reshape(d["shape"])
+
+
+def _neuron_to_dict(n: CubaNeuron | None) -> Any:
+    if n is None:
+        return None
+    return {
+        "i_decay": _arr_to_dict(n.i_decay),
+        "v_decay": _arr_to_dict(n.v_decay),
+        "v_th_mant": _arr_to_dict(n.v_th_mant),
+        "kind": n.kind,
+        "extras": [[k, v] for k, v in n.extras],
+    }
+
+
+def _neuron_from_dict(d: Any) -> CubaNeuron | None:
+    if d is None:
+        return None
+    return CubaNeuron(
+        i_decay=_arr_from_dict(d["i_decay"]),  # type: ignore[arg-type]
+        v_decay=_arr_from_dict(d["v_decay"]),  # type: ignore[arg-type]
+        v_th_mant=_arr_from_dict(d["v_th_mant"]),  # type: ignore[arg-type]
+        kind=d["kind"],
+        extras=tuple((k, v) for k, v in d["extras"]),
+    )
+
+
+def to_dict(net: Network) -> dict[str, Any]:
+    """A plain, JSON-compatible dict of ``net`` with a format version."""
+    layers: list[dict[str, Any]] = []
+    for layer in net.layers:
+        d: dict[str, Any] = {"kind": layer.kind, "name": layer.name, "shape": list(layer.shape)}
+        if isinstance(layer, InputLayer):
+            d.update(neuron=_neuron_to_dict(layer.neuron), weight=layer.weight, bias=layer.bias)
+        elif isinstance(layer, Dense):
+            d.update(
+                weight=_arr_to_dict(layer.weight),
+                bias=_arr_to_dict(layer.bias),
+                neuron=_neuron_to_dict(layer.neuron),
+                delay=_arr_to_dict(layer.delay),
+            )
+        elif isinstance(layer, Conv):
+            d.update(
+                weight=_arr_to_dict(layer.weight),
+                stride=list(layer.stride),
+                padding=list(layer.padding),
+                dilation=list(layer.dilation),
+                groups=layer.groups,
+                bias=_arr_to_dict(layer.bias),
+                neuron=_neuron_to_dict(layer.neuron),
+            )
+        layers.append(d)
+    return {
+        "format": "neuromoco-ir",
+        "version": IR_FORMAT_VERSION,
+        "input_shape": list(net.input_shape),
+        "simulation": [[k, v] for k, v in net.simulation],
+        "layers": layers,
+    }
+
+
+def from_dict(d: dict[str, Any]) -> Network:
+    """Inverse of :func:`to_dict`.
+
+    Raises:
+        IRError: for an unknown version or layer kind, or any invalid layer.
+    """
+    if d.get("format") != "neuromoco-ir" or d.get("version") != IR_FORMAT_VERSION:
+        raise IRError(f"not a neuromoco IR dict of version {IR_FORMAT_VERSION}: {d.get('format')!r} v{d.get('version')!r}")
+    layers: list[Layer] = []
+    for i, ld in enumerate(d["layers"]):
+        kind, name, shape = ld["kind"], ld["name"], tuple(ld["shape"])
+        if kind == "input":
+            layers.append(InputLayer(name, shape, _neuron_from_dict(ld["neuron"]), ld["weight"], ld["bias"]))
+        elif kind == "dense":
+            layers.append(
+                Dense(name, shape, _arr_from_dict(ld["weight"]), _arr_from_dict(ld["bias"]),  # type: ignore[arg-type]
+                      _neuron_from_dict(ld["neuron"]), _arr_from_dict(ld["delay"]))
+            )
+        elif kind == "conv":
+            layers.append(
+                Conv(name, shape, _arr_from_dict(ld["weight"]), tuple(ld["stride"]), tuple(ld["padding"]),  # type: ignore[arg-type]
+                     tuple(ld["dilation"]), ld["groups"], _arr_from_dict(ld["bias"]), _neuron_from_dict(ld["neuron"]))
+            )
+        elif kind == "flatten":
+            layers.append(Flatten(name, shape))
+        else:
+            raise IRError(f"layer #{i}: unknown kind {kind!r}")
+    return Network(tuple(layers), tuple(d["input_shape"]), tuple((k, v) for k, v in d["simulation"]))
+
+
+def networks_equal(a: Network, b: Network) -> bool:
+    """True when two networks describe the same thing (exact integer equality)."""
+    return to_dict(a) == to_dict(b)

@@ -1,0 +1,497 @@
+"""Read and write Lava/lava-dl netx HDF5 network files.
+
+The reader accepts what lava-dl 0.6's ``netx.hdf5.Network`` loads (including the
+legacy slayerPytorch ``LOIHI`` neuron type, 5-D conv weights, ``input`` layers
+with a neuron, per-channel bias and a ``simulation`` group) and refuses, with a
+message naming the file, the layer index and the field, anything it would
+crash on or silently misread. The writer writes only files netx loads as
+intended (see ``../shared/reference/loihi_netx.md`` sections 2-4 and 10).
+
+Loihi register spellings (``vThMant``, ``iDecay``) appear only in this module.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, IntArray, Layer, Network, Scalar
+from hw_targets import constants as C
+from hw_targets.errors import ExportError, IRError
+
+#: Layer types netx knows but cannot build (NotImplementedError/AttributeError in lava-dl 0.6).
+_REFUSED_TYPES = {
+    "pool": "netx raises NotImplementedError; write sum pooling as a depthwise conv",
+    "average": "netx raises NotImplementedError; fold the average into a depthwise conv",
+    "concat": "netx raises NotImplementedError; netx networks are sequential chains",
+    "convT": "netx raises NotImplementedError",
+    "unpool": "netx raises NotImplementedError",
+    "dense_comp": "netx 0.6 raises AttributeError (create_complex_dense does not exist)",
+    "dense_rec": "recurrent dense layers are not supported by neuromoco yet",
+}
+#: Neuron keys netx reads for CUBA layers; every other key is carried along as an extra.
+_NEURON_KEYS = ("type", "iDecay", "vDecay", "vThMant")
+#: Descriptive keys slayer writes and netx never reads; regenerated on write.
+_DESCRIPTIVE_KEYS = {"inFeatures", "outFeatures", "inChannels", "outChannels", "kernelSize"}
+
+
+class _Ctx:
+    """Where we are in a file, for messages."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.index: int | None = None
+        self.type = ""
+
+    def err(self, field: str, what: str) -> ExportError:
+        where = self.path if self.index is None else f"{self.path}: layer {self.index} ({self.type or '?'})"
+        return ExportError(f"{where}: '{field}': {what}")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _decode_type(ds: Any, ctx: _Ctx, field: str) -> str:
+    if not isinstance(ds, h5py.Dataset):
+        raise ctx.err(field, "must be a string dataset")
+    try:
+        value = ds[()]
+        if isinstance(value, np.ndarray):
+            if value.size < 1:
+                raise ctx.err(field, "is empty")
+            value = value.reshape(-1)[0]
+        if isinstance(value, bytes):
+            return value.decode("ascii")
+        if isinstance(value, str):
+            return value
+    except (UnicodeDecodeError, OSError, ValueError, TypeError) as exc:
+        raise ctx.err(field, f"cannot be decoded as an ASCII string ({exc})") from None
+    raise ctx.err(field, f"must be an ASCII string, got {type(value).__name__}")
+
+
+def _read_array(group: h5py.Group, key: str, ctx: _Ctx, required: bool = True) -> np.ndarray | None:
+    if key not in group:
+        if required:
+            raise ctx.err(key, "is missing")
+        return None
+    ds = group[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise ctx.err(key, "must be a dataset, found a group")
+    try:
+        arr = np.asarray(ds[()])
+    except (OSError, ValueError, TypeError) as exc:
+        raise ctx.err(key, f"cannot be read ({exc})") from None
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.int64)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ctx.err(key, f"has dtype {arr.dtype}; expected numbers")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise ctx.err(key, "contains NaN or inf")
+    return arr
+
+
+def _to_int(arr: np.ndarray, ctx: _Ctx, key: str, truncate: bool = False) -> IntArray:
+    """Integer view of a numeric array; netx truncates floats toward zero for copy keys."""
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(arr == np.trunc(arr)):
+            if not truncate:
+                raise ctx.err(key, "holds non-integer values")
+            warnings.warn(f"{ctx.path}: layer {ctx.index} '{key}' holds fractions; netx truncates them toward zero",
+                          stacklevel=3)
+        arr = np.trunc(arr)
+    info = np.iinfo(np.int32)
+    if arr.size and (arr.min() < info.min or arr.max() > info.max):
+        raise ctx.err(key, f"values in [{arr.min()}, {arr.max()}] do not fit int32")
+    return arr.astype(np.int32)
+
+
+def _shape(group: h5py.Group, ctx: _Ctx, key: str = "shape") -> tuple[int, ...]:
+    arr = _read_array(group, key, ctx)
+    assert arr is not None
+    arr = _to_int(arr.reshape(-1), ctx, key)
+    if arr.size not in (1, 3) or np.any(arr <= 0):
+        raise ctx.err(key, f"must be (N,) or (C, H, W) with positive sizes, got {arr.tolist()}")
+    return tuple(int(v) for v in arr)
+
+
+def _scalar_extra(value: Any) -> Scalar:
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0] if value.size == 1 else value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    if isinstance(value, np.generic):
+        return value.item()  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]
+
+
+def _read_neuron(group: h5py.Group, ctx: _Ctx) -> CubaNeuron:
+    if not isinstance(group, h5py.Group):
+        raise ctx.err("neuron", "must be a group")
+    kind = _decode_type(group["type"], ctx, "neuron/type") if "type" in group else None
+    if kind is None:
+        raise ctx.err("neuron/type", "is missing")
+    if kind not in ("CUBA", "LOIHI"):
+        raise ctx.err("neuron/type", f"{kind!r} is not supported; neuromoco deploys CUBA-LIF neurons (CUBA or LOIHI)")
+    if "messageBits" in group:
+        raise ctx.err("neuron/messageBits", "netx reads it as a group wrapper and the Lava run fails; remove the key")
+    values = {}
+    for key in ("iDecay", "vDecay", "vThMant"):
+        arr = _read_array(group, key, ctx)
+        assert arr is not None
+        if arr.ndim > 1:
+            raise ctx.err(f"neuron/{key}", f"must be a scalar or 1-D, got shape {arr.shape}")
+        values[key] = _to_int(arr, ctx, f"neuron/{key}")
+    extras: list[tuple[str, Scalar]] = []
+    for key in sorted(group.keys()):
+        if key in _NEURON_KEYS:
+            continue
+        item = group[key]
+        if not isinstance(item, h5py.Dataset):
+            raise ctx.err(f"neuron/{key}", "unexpected group inside neuron/")
+        extras.append((key, _scalar_extra(item[()])))
+    try:
+        return CubaNeuron(values["iDecay"], values["vDecay"], values["vThMant"], kind=kind, extras=tuple(extras))
+    except IRError as exc:
+        raise ctx.err("neuron", str(exc).replace("neuron: ", "")) from None
+
+
+def _read_dense(g: h5py.Group, ctx: _Ctx, name: str, in_shape: tuple[int, ...]) -> Dense:
+    shape = _shape(g, ctx)
+    n_out = int(np.prod(shape))
+    w = _read_array(g, "weight", ctx)
+    assert w is not None
+    w = _to_int(w, ctx, "weight", truncate=True)
+    if w.ndim == 1:
+        if w.size % n_out:
+            raise ctx.err("weight", f"{w.size} values cannot be reshaped to ({n_out}, -1)")
+        w = w.reshape(n_out, -1)
+    if w.ndim != 2 or w.shape[0] != n_out:
+        raise ctx.err("weight", f"has shape {w.shape}; expected ({n_out}, inputs)")
+    n_in = int(np.prod(in_shape))
+    if w.shape[1] != n_in:
+        raise ctx.err("weight", f"has {w.shape[1]} inputs but the previous layer gives {n_in}")
+    bias = _read_array(g, "bias", ctx, required=False)
+    if bias is not None:
+        bias = _to_int(bias, ctx, "bias", truncate=True)
+        if bias.shape not in ((), (n_out,)):
+            raise ctx.err("bias", f"has shape {bias.shape}; expected a scalar or ({n_out},)")
+    delay = _read_array(g, "delay", ctx, required=False)
+    if delay is not None:
+        delay = _to_int(delay, ctx, "delay", truncate=True)
+        if delay.size and delay.min() < 0:
+            raise ctx.err("delay", "negative delays are not allowed")
+        if delay.size and delay.max() > C.NETX_MAX_DELAY:
+            warnings.warn(f"{ctx.path}: layer {ctx.index} 'delay' max {delay.max()} > {C.NETX_MAX_DELAY}; "
+                          "netx clamps it, and so does the simulation", stacklevel=2)
+            delay = np.minimum(delay, C.NETX_MAX_DELAY)
+        if delay.ndim == 0:
+            delay = np.full(w.shape, int(delay), dtype=np.int32)
+        elif delay.ndim == 1 and delay.size == w.shape[0]:
+            delay = np.repeat(delay.reshape(-1, 1), w.shape[1], axis=1)
+        elif delay.ndim == 1 and delay.size == w.shape[1]:
+            delay = np.repeat(delay.reshape(1, -1), w.shape[0], axis=0)
+        elif delay.shape != w.shape:
+            raise ctx.err("delay", f"has shape {delay.shape}; expected a scalar, ({w.shape[0]},), ({w.shape[1]},) or {w.shape}")
+    neuron = _read_neuron(g["neuron"], ctx) if "neuron" in g else None
+    return Dense(name, (n_out,), w, bias, neuron, delay)
+
+
+def _read_conv(g: h5py.Group, ctx: _Ctx, name: str, in_shape: tuple[int, ...]) -> Conv:
+    shape = _shape(g, ctx)
+    if len(shape) != 3:
+        raise ctx.err("shape", f"conv output must be (C, H, W), got {shape}")
+    if len(in_shape) != 3:
+        raise ctx.err("weight", f"conv input must be (C, H, W), got {in_shape}; add an input layer with the shape")
+    w = _read_array(g, "weight", ctx)
+    assert w is not None
+    w = _to_int(w, ctx, "weight", truncate=True)
+    if w.ndim == 5:
+        if w.shape[4] != 1:
+            raise ctx.err("weight", f"5-D weight must end in a singleton axis, got {w.shape}")
+        w = w.reshape(w.shape[:4])
+    if w.ndim != 4:
+        raise ctx.err("weight", f"must be 4-D (Cout, Cin/groups, kH, kW), got shape {w.shape}")
+    geometry = {}
+    for key in ("stride", "padding", "dilation"):
+        arr = _read_array(g, key, ctx)
+        assert arr is not None
+        arr = _to_int(arr.reshape(-1), ctx, key)
+        if arr.size == 1:
+            arr = np.repeat(arr, 2)
+        if arr.size != 2:
+            raise ctx.err(key, f"must be a scalar or an (H, W) pair, got {arr.tolist()}")
+        geometry[key] = (int(arr[0]), int(arr[1]))
+    groups_arr = _read_array(g, "groups", ctx)
+    assert groups_arr is not None
+    groups_arr = _to_int(groups_arr.reshape(-1), ctx, "groups")
+    if groups_arr.size != 1:
+        raise ctx.err("groups", f"must be a scalar, got {groups_arr.tolist()}")
+    bias = _read_array(g, "bias", ctx, required=False)
+    if bias is not None:
+        bias = _to_int(bias, ctx, "bias", truncate=True)
+        whc = (shape[2], shape[1], shape[0])
+        if bias.shape == whc:  # netx checks the per-neuron (W, H, C) layout first
+            bias = np.ascontiguousarray(bias.transpose(2, 1, 0))
+        elif bias.shape != (shape[0],):
+            raise ctx.err("bias", f"has shape {bias.shape}; netx accepts ({shape[0]},) per channel or {whc} per neuron (W, H, C)")
+    if "neuron" not in g:
+        raise ctx.err("neuron", "is missing; netx needs a neuron on every conv layer")
+    neuron = _read_neuron(g["neuron"], ctx)
+    return Conv(name, shape, w, geometry["stride"], geometry["padding"], geometry["dilation"],
+                int(groups_arr[0]), bias, neuron)
+
+
+def read_netx(path: str | os.PathLike[str]) -> Network:
+    """Read a netx HDF5 file into the IR.
+
+    Args:
+        path: the ``.net`` file.
+
+    Returns:
+        The network. Layer names are ``{type}{index}`` (``conv1``, ``dense5``).
+
+    Raises:
+        ExportError: the file is missing, not HDF5, or a layer is malformed or of
+            a type netx cannot build; the message names the file, layer and field.
+    """
+    ctx = _Ctx(str(path))
+    if not Path(path).is_file():
+        raise ExportError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: not a readable HDF5 file ({exc})") from None
+    try:
+        with f:
+            return _read_file(f, ctx)
+    except (KeyError, OSError, RuntimeError) as exc:  # h5py surfaces corrupt files this way
+        raise ctx.err("?", f"corrupt or truncated file ({exc})") from None
+    except IRError as exc:
+        raise ctx.err("layer", str(exc)) from None
+
+
+def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
+    if "layer" not in f or not isinstance(f["layer"], h5py.Group):
+        raise ctx.err("layer", "group is missing; this is not a netx network file")
+    group = f["layer"]
+    keys = list(group.keys())
+    count = len(keys)
+    if count == 0:
+        raise ctx.err("layer", "group is empty")
+    expected = {str(i) for i in range(count)}
+    if set(keys) != expected:
+        raise ctx.err("layer", f"layer groups must be named 0..{count - 1}, found {sorted(keys)}")
+    layers: list[Layer] = []
+    input_shape: tuple[int, ...] = ()
+    shape: tuple[int, ...] | None = None
+    pending_flatten = False
+    for i in range(count):
+        ctx.index, ctx.type = i, ""
+        g = group[str(i)]
+        if not isinstance(g, h5py.Group):
+            raise ctx.err("layer", "must be a group")
+        if "type" not in g:
+            raise ctx.err("type", "is missing")
+        kind = _decode_type(g["type"], ctx, "type")
+        ctx.type = kind
+        name = f"{kind}{len(layers)}"
+        if kind in _REFUSED_TYPES:
+            raise ctx.err("type", f"{kind!r} cannot be deployed: {_REFUSED_TYPES[kind]}")
+        if kind == "input":
+            if layers or shape is not None:
+                raise ctx.err("type", "an input layer may only come first")
+            in_shape = _shape(g, ctx)
+            if "neuron" in g:
+                weight = _read_array(g, "weight", ctx, required=False)
+                bias = _read_array(g, "bias", ctx, required=False)
+                for key, val in (("weight", weight), ("bias", bias)):
+                    if val is not None and val.size != 1:
+                        raise ctx.err(key, "input-layer transform must be a scalar")
+                layers.append(InputLayer(name, in_shape, _read_neuron(g["neuron"], ctx),
+                                         None if weight is None else int(weight.reshape(-1)[0]),
+                                         None if bias is None else int(bias.reshape(-1)[0])))
+            input_shape = in_shape
+            shape = in_shape
+        elif kind == "flatten":
+            if shape is None:
+                raise ctx.err("type", "flatten cannot be the first layer")
+            n = int(np.prod(shape))
+            if "shape" in g:
+                declared = _read_array(g, "shape", ctx)
+                assert declared is not None
+                if int(np.prod(declared)) != n:
+                    raise ctx.err("shape", f"{declared.tolist()} does not flatten the previous output {shape}")
+            layers.append(Flatten(name, (n,)))
+            shape = (n,)
+            pending_flatten = True
+        elif kind == "dense":
+            if shape is None:
+                n_in = _read_array(g, "weight", ctx)
+                assert n_in is not None
+                shape = (int(n_in.shape[-1]) if n_in.ndim == 2 else -1,)
+                if shape[0] <= 0:
+                    raise ctx.err("weight", "the first dense layer needs a 2-D weight (or an input layer)")
+                input_shape = shape
+            if len(shape) != 1 and not pending_flatten:
+                raise ctx.err("type", f"dense after a {shape} output needs a flatten layer first")
+            layer = _read_dense(g, ctx, name, shape)
+            layers.append(layer)
+            shape = layer.shape
+            pending_flatten = False
+        elif kind == "conv":
+            if shape is None:
+                raise ctx.err("type", "conv as the first layer needs an input layer giving the input shape")
+            layer_c = _read_conv(g, ctx, name, shape)
+            layers.append(layer_c)
+            shape = layer_c.shape
+        else:
+            raise ctx.err("type", f"unknown layer type {kind!r}; netx would silently skip it")
+    ctx.index = None
+    if not any(isinstance(l, (Dense, Conv, InputLayer)) for l in layers):
+        raise ctx.err("layer", "the file has no neuron layers")
+    simulation: list[tuple[str, Scalar]] = []
+    if "simulation" in f and isinstance(f["simulation"], h5py.Group):
+        for key in sorted(f["simulation"].keys()):
+            item = f["simulation"][key]
+            if isinstance(item, h5py.Dataset):
+                simulation.append((key, _scalar_extra(item[()])))
+    return Network(tuple(layers), input_shape, tuple(simulation))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def check_writable(net: Network) -> None:
+    """Refuse what netx would load wrongly, before anything is written.
+
+    Raises:
+        ExportError: naming the layer: dense weights all zero (the loader crashes),
+            all <= 0 (netx's weight-bit handling corrupts them), or outside the
+            8-bit range netx keeps; biases that do not fit Lava's int16 ``bias_mant``.
+    """
+    for i, layer in enumerate(net.layers):
+        where = net.describe(i)
+        if isinstance(layer, Dense):
+            w = layer.weight
+            wmax, wmin = int(w.max()), int(w.min())
+            if wmax == 0 and wmin == 0:
+                raise ExportError(f"{where}: all weights are zero; netx's loader crashes on it (OverflowError). Remove the layer or retrain")
+            if wmax <= 0:
+                raise ExportError(
+                    f"{where}: every weight is <= 0; netx's weight-bit optimisation corrupts such a layer "
+                    "(reference loihi_netx.md section 6.1). Add one positive weight or retrain"
+                )
+            if wmin < 0 and (wmax > C.NETX_MIXED_WEIGHT_MAX or wmin < C.NETX_MIXED_WEIGHT_MIN):
+                raise ExportError(
+                    f"{where}: mixed-sign weights in [{wmin}, {wmax}] exceed netx's "
+                    f"[{C.NETX_MIXED_WEIGHT_MIN}, {C.NETX_MIXED_WEIGHT_MAX}] and would be clipped; "
+                    "re-quantize with an 8-bit mantissa"
+                )
+            if wmin >= 0 and wmax > (1 << C.WEIGHT_BITS) - 1:
+                raise ExportError(f"{where}: excitatory weights up to {wmax} exceed 255; netx corrupts them. Re-quantize")
+        bias = getattr(layer, "bias", None)
+        if isinstance(bias, np.ndarray) and bias.size:
+            if int(bias.min()) < C.BIAS_STORE_MIN or int(bias.max()) > C.BIAS_STORE_MAX:
+                raise ExportError(f"{where}: bias outside int16 would wrap in Lava's bias_mant")
+
+
+def _put_type(g: h5py.Group, key: str, value: str) -> None:
+    g.create_dataset(key, data=np.array([value.encode("ascii")], dtype="S10"))
+
+
+def _put_neuron(g: h5py.Group, n: CubaNeuron) -> None:
+    ng = g.create_group("neuron")
+    _put_type(ng, "type", n.kind)
+    ng.create_dataset("iDecay", data=np.asarray(n.i_decay, dtype=np.int32))
+    ng.create_dataset("vDecay", data=np.asarray(n.v_decay, dtype=np.int32))
+    ng.create_dataset("vThMant", data=np.asarray(n.v_th_mant, dtype=np.int32))
+    for key, value in n.extras:
+        if key == "messageBits":  # never written for CUBA: netx's run fails on it
+            continue
+        ng.create_dataset(key, data=value)
+
+
+def _write_layer(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None:
+    _put_type(g, "type", layer.kind)
+    g.create_dataset("shape", data=np.asarray(layer.shape, dtype=np.int64))
+    if isinstance(layer, InputLayer):
+        if layer.weight is not None:
+            g.create_dataset("weight", data=np.int64(layer.weight))
+        if layer.bias is not None:
+            g.create_dataset("bias", data=np.int64(layer.bias))
+        if layer.neuron is not None:
+            _put_neuron(g, layer.neuron)
+    elif isinstance(layer, Dense):
+        g.create_dataset("inFeatures", data=np.int64(layer.weight.shape[1]))
+        g.create_dataset("outFeatures", data=np.int64(layer.weight.shape[0]))
+        g.create_dataset("weight", data=layer.weight)
+        if layer.bias is not None:
+            g.create_dataset("bias", data=layer.bias)
+        if layer.delay is not None:
+            g.create_dataset("delay", data=layer.delay)
+        if layer.neuron is not None:
+            _put_neuron(g, layer.neuron)
+    elif isinstance(layer, Conv):
+        g.create_dataset("inChannels", data=np.int64(in_shape[0]))
+        g.create_dataset("outChannels", data=np.int64(layer.shape[0]))
+        g.create_dataset("kernelSize", data=np.asarray(layer.weight.shape[2:], dtype=np.int64))
+        g.create_dataset("weight", data=layer.weight)  # torch layout; netx flips it itself
+        g.create_dataset("stride", data=np.asarray(layer.stride, dtype=np.int64))
+        g.create_dataset("padding", data=np.asarray(layer.padding, dtype=np.int64))
+        g.create_dataset("dilation", data=np.asarray(layer.dilation, dtype=np.int64))
+        g.create_dataset("groups", data=np.int64(layer.groups))
+        if layer.bias is not None:
+            bias = layer.bias if layer.bias.ndim == 1 else layer.bias.transpose(2, 1, 0)  # netx: (W, H, C)
+            g.create_dataset("bias", data=np.ascontiguousarray(bias))
+        assert layer.neuron is not None
+        _put_neuron(g, layer.neuron)
+
+
+def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
+    """Write ``net`` as a netx HDF5 file that lava-dl's ``netx.hdf5.Network`` loads.
+
+    The file is written to a temporary name and renamed, so an existing file is
+    never left half-written. A network whose first layer is not an input layer
+    with a neuron gets a shape-only ``input`` layer, so conv-first networks need
+    no ``input_shape`` argument in netx.
+
+    Raises:
+        ExportError: if a layer cannot be expressed (see :func:`check_writable`)
+            or the file cannot be written.
+    """
+    check_writable(net)
+    out = Path(path)
+    if not out.parent.exists():
+        raise ExportError(f"{out}: folder {out.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".netx-", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            lg = f.create_group("layer")
+            offset = 0
+            if not isinstance(net.layers[0], InputLayer):
+                g = lg.create_group("0")
+                _put_type(g, "type", "input")
+                g.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
+                offset = 1
+            shape = net.input_shape
+            for i, layer in enumerate(net.layers):
+                _write_layer(lg.create_group(str(i + offset)), layer, shape)
+                shape = layer.out_shape
+            if net.simulation:
+                sg = f.create_group("simulation")
+                for key, value in net.simulation:
+                    sg.create_dataset(key, data=value)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write ({exc})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

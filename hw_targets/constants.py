@@ -1,0 +1,52 @@
+"""Named constants of Loihi's fixed-point neuron arithmetic.
+
+Every shift and width the project uses is defined here once and imported from
+here. Sources: Lava 0.10 ``lava/proc/lif/models.py`` (``PyLifModelBitAcc``),
+``lava/proc/conv/utils.py`` and lava-dl 0.6 ``netx/hdf5.py``; summarised in
+``../shared/reference/loihi_netx.md`` sections 4, 6 and 7.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Decays are 12-bit fractions of this unity: ``x <- x * (DECAY_UNITY - d) / DECAY_UNITY``.
+DECAY_SHIFT: Final[int] = 12
+DECAY_UNITY: Final[int] = 1 << DECAY_SHIFT
+
+#: Synaptic input ``a`` enters the current shifted left by this (Lava ``act_shift``).
+ACT_SHIFT: Final[int] = 6
+#: The threshold mantissa is compared after this left shift (Lava ``vth_shift``).
+VTH_SHIFT: Final[int] = 6
+#: netx sets ``bias_exp = 6`` on every CUBA layer, so ``bias_mant`` enters ``v`` shifted by 6.
+BIAS_EXP: Final[int] = 6
+
+#: Width of the current ``u`` and voltage ``v`` registers.
+STATE_BITS: Final[int] = 24
+#: ``u`` wraps into (-2**23, 2**23]; ``v`` saturates at +-(2**23 - 1).
+STATE_HALF: Final[int] = 1 << (STATE_BITS - 1)
+V_MAX: Final[int] = STATE_HALF - 1
+#: The conv accumulator wraps to a signed 24-bit value (Lava ``signed_clamp(x, 24)``).
+CONV_ACC_BITS: Final[int] = 24
+
+#: Weight mantissas are 8-bit; the netx dense loader clips mixed-sign weights to this range.
+WEIGHT_BITS: Final[int] = 8
+NETX_MIXED_WEIGHT_MIN: Final[int] = -256
+NETX_MIXED_WEIGHT_MAX: Final[int] = 254
+
+#: Documented register ranges of the Lava LIF (u12 decays, u17 threshold, s13 bias).
+DECAY_MAX: Final[int] = DECAY_UNITY
+VTH_MANT_MAX: Final[int] = (1 << 17) - 1
+BIAS_MANT_BITS: Final[int] = 13
+#: Lava stores ``bias_mant`` as int16: the widest bias a netx file can carry.
+BIAS_STORE_MIN: Final[int] = -(1 << 15)
+BIAS_STORE_MAX: Final[int] = (1 << 15) - 1
+
+#: Neuron parameters netx uses for a ``dense`` layer written without ``neuron/``
+#: (``1 << 18 - 1`` parses as ``1 << 17``): u integrates, v = u + bias, it never spikes.
+NETX_DEFAULT_I_DECAY: Final[int] = 0
+NETX_DEFAULT_V_DECAY: Final[int] = DECAY_UNITY
+NETX_DEFAULT_VTH_MANT: Final[int] = 1 << 17
+
+#: DelayDense clips synaptic delays to this many steps.
+NETX_MAX_DELAY: Final[int] = 62

@@ -1,0 +1,66 @@
+"""Operation counts from simulated spikes: delivered synaptic events per layer.
+
+A spike of presynaptic neuron j at step k is delivered at step k + 1 (+ its
+delay) to every nonzero synapse leaving j (reference section 15.2); spikes
+whose delivery falls past the last simulated step are not counted.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+
+from export.ir import Conv, Dense, Network
+
+
+def conv_fanout(layer: Conv, in_shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
+    """Number of nonzero synapses leaving each input neuron of a conv layer, shape (C, H, W)."""
+    mask = torch.from_numpy((np.asarray(layer.weight) != 0).astype(np.float64))
+    ones = torch.ones((1, *layer.shape), dtype=torch.float64)
+    fan = F.conv_transpose2d(ones, mask, stride=layer.stride, padding=layer.padding,
+                             dilation=layer.dilation, groups=layer.groups)[0]
+    full = np.zeros(in_shape, dtype=np.int64)
+    h, w = min(fan.shape[1], in_shape[1]), min(fan.shape[2], in_shape[2])
+    full[:, :h, :w] = fan[:, :h, :w].round().numpy().astype(np.int64)
+    return full
+
+
+def dense_fanout(layer: Dense) -> list[tuple[int, npt.NDArray[np.int64]]]:
+    """Per distinct delay d: (d, number of nonzero synapses with that delay leaving each input)."""
+    nonzero = np.asarray(layer.weight) != 0
+    if layer.delay is None:
+        return [(0, nonzero.sum(axis=0).astype(np.int64))]
+    delay = np.asarray(layer.delay)
+    return [(int(d), (nonzero & (delay == d)).sum(axis=0).astype(np.int64)) for d in np.unique(delay)]
+
+
+def synaptic_ops(
+    net: Network, input_active: npt.NDArray[np.bool_], spikes: Sequence[npt.NDArray[np.bool_]]
+) -> npt.NDArray[np.int64]:
+    """Delivered synaptic events into each layer, (B, n_layers).
+
+    Args:
+        net: the network.
+        input_active: (B, steps, *input_shape) bool, the input spikes.
+        spikes: per layer (B, steps, *shape) bool.
+    """
+    batch, steps = input_active.shape[:2]
+    out = np.zeros((batch, len(net.layers)), dtype=np.int64)
+    prev = input_active
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Dense):
+            flat = prev.reshape(batch, steps, -1)
+            for d, fan in dense_fanout(layer):
+                window = max(steps - 1 - d, 0)
+                counts = flat[:, :window].sum(axis=1, dtype=np.int64)
+                out[:, i] += counts @ fan
+        elif isinstance(layer, Conv):
+            counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64)
+            fan = conv_fanout(layer, tuple(prev.shape[2:]))
+            out[:, i] = (counts * fan).reshape(batch, -1).sum(axis=1)
+        prev = spikes[i]
+    return out

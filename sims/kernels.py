@@ -1,0 +1,182 @@
+"""Loihi fixed-point arithmetic as pure functions: the one definition.
+
+These functions reproduce Lava 0.10's ``PyLifModelBitAcc`` (fixed_pt) and the
+weight handling of lava-dl 0.6's netx dense loader bit for bit, including where
+Lava's numpy code wraps in int32. The native simulator calls them; the QAT
+layers are tested against them.
+
+State tensors are ``torch.int32`` (Lava stores ``u`` and ``v`` as int32 holding
+24-bit values, so int32 sums wrap exactly as numpy's do); the decay product is
+taken in int64 as Lava does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from hw_targets import constants as C
+
+_HALF = C.STATE_HALF  # 2**23
+_FULL = 2 * C.STATE_HALF  # 2**24
+
+
+def decay_trunc(x: torch.Tensor, multiplier: torch.Tensor | int) -> torch.Tensor:
+    """``trunc0(x * multiplier / 4096)`` as int32, the product in int64.
+
+    Args:
+        x: int32 state.
+        multiplier: ``4096 - decay`` (int, or an int64 tensor broadcastable to ``x``).
+    """
+    prod = x.to(torch.int64) * multiplier
+    # Lava: sign(x) * (|x| >> 12), i.e. a shift that rounds toward zero.
+    return torch.div(prod, C.DECAY_UNITY, rounding_mode="trunc").to(torch.int32)
+
+
+def wrap_current(u: torch.Tensor) -> torch.Tensor:
+    """Lava's one-step wrap of ``u`` into (-2**23, 2**23] (applied once, not modulo)."""
+    u = torch.where(u > _HALF, u - _FULL, u)
+    return torch.where(u <= -_HALF, u + _FULL, u)
+
+
+def wrap_signed(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Two's-complement wrap to ``bits`` (Lava's conv ``signed_clamp``, which wraps)."""
+    base = 1 << bits
+    return torch.remainder(x + base // 2, base) - base // 2
+
+
+@dataclass(frozen=True)
+class LifParams:
+    """Per-layer neuron constants, broadcastable to the layer's (..., *shape) state.
+
+    Attributes:
+        i_mult: ``4096 - i_decay`` (int64 tensor or int).
+        v_mult: ``4096 - v_decay``.
+        bias_eff: ``bias_mant << 6`` as int32 (0 when there is no bias).
+        vth_eff: ``v_th_mant << 6`` as int32.
+    """
+
+    i_mult: torch.Tensor | int
+    v_mult: torch.Tensor | int
+    bias_eff: torch.Tensor | int
+    vth_eff: torch.Tensor | int
+
+
+def lif_step(
+    u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: LifParams
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the CUBA-LIF neuron, exactly as Lava's fixed_pt model computes it.
+
+    ::
+
+        u <- wrap_once(int32(trunc0(u * (4096 - i_decay) / 4096)) + int32(a << 6))
+        v <- clip(int32(trunc0(v * (4096 - v_decay) / 4096)) + u + (bias << 6), +-(2**23 - 1))
+        s  = v > v_th_mant << 6;   v <- 0 where s
+
+    Args:
+        u, v: int32 current and voltage, shape (..., *layer_shape).
+        a: int32 synaptic input of this step, same shape.
+        p: the layer's constants.
+
+    Returns:
+        (u, v, s) with s a bool tensor. Inputs are not modified.
+    """
+    decayed_u = u if isinstance(p.i_mult, int) and p.i_mult == C.DECAY_UNITY else decay_trunc(u, p.i_mult)
+    # int32 arithmetic: the shift and the sum wrap at 32 bits exactly as numpy's int32 does in Lava.
+    u_new = wrap_current(decayed_u + torch.bitwise_left_shift(a, C.ACT_SHIFT))
+    if isinstance(p.v_mult, int) and p.v_mult == 0:
+        v_new = u_new + p.bias_eff
+    else:
+        v_new = decay_trunc(v, p.v_mult) + u_new + p.bias_eff
+    v_new = torch.clamp(v_new, -C.V_MAX, C.V_MAX)
+    s = v_new > p.vth_eff
+    v_new = v_new.masked_fill(s, 0)
+    return u_new, v_new, s
+
+
+# ----------------------------------------------------------------------------- netx dense weights
+
+
+@dataclass(frozen=True)
+class DenseSynapse:
+    """What Lava's fixed_pt Dense computes from a netx ``weight`` matrix.
+
+    Per step ``a = (weight_eff @ s) >> -weight_exp`` (arithmetic, floor) or
+    ``<< weight_exp`` when ``weight_exp > 0``. For weight matrices with a
+    positive maximum inside netx's range this equals ``weight @ s`` exactly.
+    """
+
+    weight_eff: npt.NDArray[np.int64]
+    weight_exp: int
+    exact: bool  # True when a == weight @ s for every input
+
+
+def netx_dense_synapse(weight: npt.NDArray[np.integer]) -> DenseSynapse:
+    """Reproduce netx ``optimize_weight_bits`` and Lava's first-step clip and truncation.
+
+    Sources: lava-dl 0.6 ``netx/utils.py`` (optimize_weight_bits), Lava 0.10
+    ``proc/dense/models.py`` (``AbstractPyDenseModelBitAcc.run_spk``) and
+    ``utils/weightutils.py`` (``clip_weights``, ``truncate_weights``); reference
+    section 6.1.
+
+    Raises:
+        ZeroDivisionError/OverflowError: never; an all-zero matrix (which
+        crashes netx's loader) raises ValueError.
+    """
+    w = np.asarray(weight).astype(np.int64)
+    wmax, wmin = int(w.max()), int(w.min())
+    if wmax == 0 and wmin == 0:
+        raise ValueError("all-zero dense weights: netx's loader raises OverflowError on them")
+    # --- netx: clip mixed-sign weights that do not fit.
+    if (wmax > 254 and wmin < 0) or (wmin < -256 and wmax > 0):
+        w = np.clip(w, -256, 254)
+        wmax, wmin = int(w.max()), int(w.min())
+    if wmax < 0:
+        is_signed, scale = 0, -256 / wmin
+    elif wmin >= 0:
+        is_signed, scale = 0, 255 / wmax
+    else:
+        is_signed, scale = 1, min(127 / wmax, -128 / wmin)
+    scale_bits = math.floor(math.log2(scale)) + is_signed
+    n = 8
+    while n > 0 and np.any(w % (1 << n)):
+        n -= 1
+    n -= is_signed
+    num_weight_bits = 8 - scale_bits - n
+    weight_exp = -scale_bits
+    if scale_bits >= 0:
+        shifted = w << scale_bits
+    else:  # numpy's left_shift by a negative count yields 0
+        shifted = np.zeros_like(w)
+    shifted = shifted.astype(np.int32).astype(np.int64)
+    # --- Lava Dense, first step: sign mode recomputed from the shifted weights.
+    if shifted.min() >= 0:
+        mode = "exc"
+    elif shifted.max() <= 0:
+        mode = "inh"
+    else:
+        mode = "mixed"
+    mixed = int(mode == "mixed")
+    x = -shifted if mode == "inh" else shifted
+    x = np.clip(x, -256 * mixed, 255)
+    t = 8 - num_weight_bits + mixed
+    x = (x >> t) << t if t >= 0 else np.zeros_like(x)
+    eff = -x if mode == "inh" else x
+    if weight_exp > 0:
+        exact = bool(np.array_equal(eff << weight_exp, np.asarray(weight, dtype=np.int64)))
+    else:
+        exact = bool(np.array_equal(eff, np.asarray(weight, dtype=np.int64) << (-weight_exp)))
+    return DenseSynapse(weight_eff=eff.astype(np.int64), weight_exp=int(weight_exp), exact=exact)
+
+
+def apply_weight_exp(acc: torch.Tensor, weight_exp: int) -> torch.Tensor:
+    """Lava Dense's accumulator shift: left for positive exponents, arithmetic right otherwise."""
+    if weight_exp > 0:
+        return torch.bitwise_left_shift(acc, weight_exp)
+    if weight_exp < 0:
+        return torch.bitwise_right_shift(acc, -weight_exp)
+    return acc

@@ -1,0 +1,92 @@
+"""The result of a simulation, shared by the native and the Lava backends."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from hw_targets.errors import SimulationError
+
+
+@dataclass
+class SimResult:
+    """Per-layer spikes (and optionally states) of a batch of runs.
+
+    Attributes:
+        layer_names: one name per IR layer.
+        spikes: per layer, bool (B, steps, *shape) in C,H,W or N order.
+        synops: (B, n_layers) int64 delivered synaptic events into each layer.
+        u, v: per neuron layer, int32 (B, steps, *shape), or None where not recorded.
+        backend: "native" or "lava".
+        wall_s: seconds spent simulating (excluding the Lava build where reported apart).
+    """
+
+    layer_names: list[str]
+    spikes: list[npt.NDArray[np.bool_]]
+    synops: npt.NDArray[np.int64]
+    u: list[npt.NDArray[np.int32] | None] = field(default_factory=list)
+    v: list[npt.NDArray[np.int32] | None] = field(default_factory=list)
+    backend: str = "native"
+    wall_s: float = 0.0
+    build_s: float = 0.0
+
+    @property
+    def out_spikes(self) -> npt.NDArray[np.bool_]:
+        return self.spikes[-1]
+
+    @property
+    def layer_spike_counts(self) -> npt.NDArray[np.int64]:
+        """(B, n_layers) total spikes per layer and sample."""
+        return np.stack([s.reshape(s.shape[0], -1).sum(axis=1) for s in self.spikes], axis=1).astype(np.int64)
+
+    def to_npz(self, path: str | os.PathLike[str], extra: dict[str, npt.NDArray[np.generic]] | None = None) -> Path:
+        """Write the DESIGN.md result file atomically."""
+        out = Path(path)
+        arrays: dict[str, npt.NDArray[np.generic]] = {
+            "out_spikes": self.out_spikes,
+            "layer_spike_counts": self.layer_spike_counts,
+            "synops": self.synops,
+            "layer_names": np.array(self.layer_names),
+        }
+        for i, s in enumerate(self.spikes):
+            arrays[f"layer{i}_spikes"] = s
+        arrays.update(extra or {})
+        if not out.parent.is_dir():
+            raise SimulationError(f"{out}: folder {out.parent} does not exist")
+        fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".npz", dir=out.parent)
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise SimulationError(f"{out}: cannot write ({exc})") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return out
+
+
+def first_difference(a: SimResult, b: SimResult, states: bool = False) -> str | None:
+    """Describe the first layer and step where two results differ, or None if equal."""
+    if a.layer_names != b.layer_names:
+        return f"layer names differ: {a.layer_names} vs {b.layer_names}"
+    pairs = [("spikes", a.spikes, b.spikes)]
+    if states:
+        pairs += [("u", a.u, b.u), ("v", a.v, b.v)]
+    for i, name in enumerate(a.layer_names):
+        for what, xs, ys in pairs:
+            x, y = xs[i] if i < len(xs) else None, ys[i] if i < len(ys) else None
+            if x is None or y is None:
+                continue
+            if x.shape != y.shape:
+                return f"layer '{name}' (#{i}) {what}: shapes {x.shape} vs {y.shape}"
+            if not np.array_equal(x, y):
+                diff = np.argwhere(x != y)[0]
+                return (f"layer '{name}' (#{i}) {what}: first difference at sample {diff[0]}, step {diff[1]}, "
+                        f"neuron {tuple(int(d) for d in diff[2:])}: {x[tuple(diff)]} vs {y[tuple(diff)]}")
+    return None

@@ -253,8 +253,12 @@ def _check_bias(bias: IntArray | None, shape: tuple[int, ...], where: str) -> In
     return arr
 
 
-def _check_layer(layer: Layer, index: int, in_shape: tuple[int, ...] | None) -> None:
-    """Validate one layer against the shape flowing into it."""
+def check_layer(layer: Layer, index: int, in_shape: tuple[int, ...] | None) -> None:
+    """Validate one layer (at position ``index``) against the shape flowing into it.
+
+    Raises:
+        IRError: naming the layer and the field.
+    """
     where = _describe(layer, index)
     if not layer.name or not isinstance(layer.name, str):
         raise IRError(f"layer #{index}: every layer needs a non-empty name")
@@ -359,7 +363,7 @@ class Network:
         object.__setattr__(self, "input_shape", in_shape)
         shape: tuple[int, ...] | None = None if isinstance(first, InputLayer) else in_shape
         for i, layer in enumerate(layers):
-            _check_layer(layer, i, shape)
+            check_layer(layer, i, shape)
             shape = layer.out_shape
 
     @property

@@ -21,7 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, IntArray, Layer, Network, Scalar
+from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, IntArray, Layer, Network, Scalar, check_layer
 from hw_targets import constants as C
 from hw_targets.errors import ExportError, IRError
 
@@ -49,9 +49,11 @@ class _Ctx:
         self.index: int | None = None
         self.type = ""
 
+    def where(self) -> str:
+        return self.path if self.index is None else f"{self.path}: layer {self.index} ({self.type or '?'})"
+
     def err(self, field: str, what: str) -> ExportError:
-        where = self.path if self.index is None else f"{self.path}: layer {self.index} ({self.type or '?'})"
-        return ExportError(f"{where}: '{field}': {what}")
+        return ExportError(f"{self.where()}: '{field}': {what}")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -290,6 +292,7 @@ def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
     layers: list[Layer] = []
     input_shape: tuple[int, ...] = ()
     shape: tuple[int, ...] | None = None
+    prev_shape: tuple[int, ...] | None = None
     pending_flatten = False
     for i in range(count):
         ctx.index, ctx.type = i, ""
@@ -338,6 +341,7 @@ def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
                 if shape[0] <= 0:
                     raise ctx.err("weight", "the first dense layer needs a 2-D weight (or an input layer)")
                 input_shape = shape
+                prev_shape = shape
             if len(shape) != 1 and not pending_flatten:
                 raise ctx.err("type", f"dense after a {shape} output needs a flatten layer first")
             layer = _read_dense(g, ctx, name, shape)
@@ -352,6 +356,12 @@ def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
             shape = layer_c.shape
         else:
             raise ctx.err("type", f"unknown layer type {kind!r}; netx would silently skip it")
+        if layers and layers[-1].name == name:
+            try:
+                check_layer(layers[-1], len(layers) - 1, None if len(layers) == 1 and kind == "input" else prev_shape)
+            except IRError as exc:
+                raise ExportError(f"{ctx.where()}: {exc}") from None
+        prev_shape = shape
     ctx.index = None
     if not any(isinstance(l, (Dense, Conv, InputLayer)) for l in layers):
         raise ctx.err("layer", "the file has no neuron layers")

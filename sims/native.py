@@ -172,11 +172,11 @@ def _neuron_loop(
 def _reset_steps(steps: int, reset_interval: int | None, offset: int) -> set[int]:
     """0-based steps at whose start a layer resets; netx gives neuron layer i offset ``reset_offset + 1 + i``.
 
-    Lava's LIFReset resets when ``t % R == offset`` with t = k + 1, so an offset of R or more never fires.
+    Lava's LIFReset resets when ``t % R == offset % R`` with t = k + 1 (``PyLifResetModelBitAcc``).
     """
     if reset_interval is None:
         return set()
-    return {k for k in range(steps) if (k + 1) % reset_interval == offset}
+    return {k for k in range(steps) if (k + 1) % reset_interval == offset % reset_interval}
 
 
 def normalize_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple[npt.NDArray[np.int32], int]:

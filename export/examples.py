@@ -1,0 +1,118 @@
+"""Small integer networks made from a seed: for the demo, the benchmarks and the tests.
+
+These are not trained: they are random integer networks with plausible
+activity, built so every layer kind and parameter form is exercised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, conv_output_hw
+
+
+def _neuron(rng: np.random.Generator, channels: int, per_channel: bool, vth: int | None = None) -> CubaNeuron:
+    def draw(lo: int, hi: int) -> np.ndarray:
+        return rng.integers(lo, hi + 1, size=channels if per_channel else ()).astype(np.int32)
+
+    return CubaNeuron(
+        i_decay=draw(0, 4096),
+        v_decay=draw(0, 4096),
+        v_th_mant=np.int32(vth) if vth is not None else draw(1, 400),
+    )
+
+
+def dense_weight(rng: np.random.Generator, n_out: int, n_in: int, lo: int = -256, hi: int = 254) -> np.ndarray:
+    """Mixed-sign integer weights with at least one positive entry (netx needs max > 0)."""
+    w = rng.integers(lo, hi + 1, size=(n_out, n_in)).astype(np.int32)
+    if w.max() <= 0:
+        w[0, 0] = max(hi, 1)
+    return w
+
+
+def conv_layer(
+    rng: np.random.Generator,
+    name: str,
+    in_shape: tuple[int, ...],
+    out_channels: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+    weight_range: int = 64,
+    bias: bool = True,
+    per_channel: bool = False,
+    vth: int | None = None,
+) -> Conv:
+    """A random conv layer with its output shape computed from ``in_shape``."""
+    h, w = conv_output_hw(in_shape[1:], (kernel, kernel), (stride, stride), (padding, padding), (dilation, dilation))  # type: ignore[arg-type]
+    weight = rng.integers(-weight_range, weight_range + 1, size=(out_channels, in_shape[0] // groups, kernel, kernel))
+    return Conv(
+        name=name,
+        shape=(out_channels, h, w),
+        weight=weight.astype(np.int32),
+        stride=(stride, stride),
+        padding=(padding, padding),
+        dilation=(dilation, dilation),
+        groups=groups,
+        bias=rng.integers(-50, 80, size=out_channels).astype(np.int32) if bias else None,
+        neuron=_neuron(rng, out_channels, per_channel, vth),
+    )
+
+
+def small_conv_network(seed: int = 0, input_shape: tuple[int, int, int] = (2, 34, 34), classes: int = 10) -> Network:
+    """conv(2->8, s2) -> conv(8->16, s2) -> flatten -> dense(64) -> dense(classes): the demo network."""
+    rng = np.random.default_rng(seed)
+    layers: list[Layer] = []
+    c1 = conv_layer(rng, "conv0", input_shape, 8, 3, stride=2, padding=1, weight_range=60, vth=60)
+    c2 = conv_layer(rng, "conv1", c1.shape, 16, 3, stride=2, padding=1, weight_range=40, vth=80)
+    n = int(np.prod(c2.shape))
+    layers += [c1, c2, Flatten("flatten2", (n,))]
+    layers.append(Dense("dense3", (64,), dense_weight(rng, 64, n, -40, 60),
+                        rng.integers(-20, 20, size=64).astype(np.int32), _neuron(rng, 64, False, 100)))
+    layers.append(Dense("dense4", (classes,), dense_weight(rng, classes, 64, -80, 120), None,
+                        _neuron(rng, classes, False, 80)))
+    return Network(tuple(layers), input_shape)
+
+
+def pilotnet_shaped_network(seed: int = 0) -> Network:
+    """Intel's PilotNet LIF shapes (input neuron, 5 conv, flatten, 4 dense) with random weights."""
+    rng = np.random.default_rng(seed)
+    in_shape = (3, 66, 200)
+    neuron = CubaNeuron(np.int32(4096), np.int32(1024), np.int32(25), kind="LOIHI")
+    layers: list[Layer] = [InputLayer("input0", in_shape, neuron)]
+    shape: tuple[int, ...] = in_shape
+    specs = [(24, 2, 0), (36, 2, 0), (48, 2, 0), (64, (2, 1), (1, 0)), (64, 1, 0)]
+    for i, (cout, stride, pad) in enumerate(specs, start=1):
+        st = stride if isinstance(stride, tuple) else (stride, stride)
+        pd = pad if isinstance(pad, tuple) else (pad, pad)
+        hw = conv_output_hw(shape[1:], (3, 3), st, pd, (1, 1))  # type: ignore[arg-type]
+        w = rng.integers(-12, 13, size=(cout, shape[0], 3, 3)).astype(np.int32)
+        layers.append(Conv(f"conv{i}", (cout, *hw), w, st, pd, (1, 1), 1,
+                           rng.integers(-30, 30, size=cout).astype(np.int32), neuron))
+        shape = (cout, *hw)
+    n = int(np.prod(shape))
+    layers.append(Flatten("flatten6", (n,)))
+    for i, width in enumerate((100, 50, 10), start=7):
+        layers.append(Dense(f"dense{i}", (width,), dense_weight(rng, width, n, -14, 14),
+                            rng.integers(-30, 30, size=width).astype(np.int32), neuron))
+        n = width
+    readout = CubaNeuron(np.int32(4096), np.int32(0), np.int32(131071), kind="LOIHI")
+    layers.append(Dense("dense10", (1,), dense_weight(rng, 1, n, -24, 42), np.zeros(1, np.int32), readout))
+    return Network(tuple(layers), in_shape)
+
+
+def dense_network(seed: int = 0, sizes: tuple[int, ...] = (784, 128, 64, 10)) -> Network:
+    """A dense CUBA chain such as lava-dl's MNIST tutorial network (784-128-64-10)."""
+    rng = np.random.default_rng(seed)
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Dense(f"dense{i}", (n_out,), dense_weight(rng, n_out, n_in, -60, 90), None,
+                            CubaNeuron(np.int32(410), np.int32(410), np.int32(64))))
+    return Network(tuple(layers), (sizes[0],))
+
+
+def random_spikes(seed: int, shape: tuple[int, ...], rate: float) -> np.ndarray:
+    """Bernoulli spike frames of the given shape (bool)."""
+    return np.random.default_rng(seed).random(shape) < rate

@@ -1,0 +1,137 @@
+"""The ``nmoco`` command line: the one module that wires all four packages.
+
+Every subcommand imports its heavy dependencies (torch, h5py, Lava) inside the
+function that runs it, so ``nmoco --help`` is instant. Errors the project
+raises on purpose (:class:`NmocoError`) print one line and exit with code 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from hw_targets.errors import NmocoError
+
+EXIT_BAD_INPUT = 2
+
+#: Subcommands defined next to the code they drive: module with ``add_parser(sub)`` and ``run(args)``.
+_PLUGGED = (
+    "neuromoco.data.command",
+    "neuromoco.train.command",
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from export.netx import read_netx
+    from hw_targets.errors import SimulationError
+
+    net = read_netx(args.model)
+    path = Path(args.input)
+    if not path.is_file():
+        raise SimulationError(f"{path}: no such input file")
+    try:
+        spikes = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise SimulationError(f"{path}: not a readable .npy array ({exc})") from None
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise SimulationError(f"{out}: folder {out.parent} does not exist")
+    kwargs = dict(reset_interval=args.reset_interval, reset_offset=args.reset_offset)
+    try:
+        if args.backend == "native":
+            from sims.native import simulate
+
+            result = simulate(net, spikes, args.steps, **kwargs)  # type: ignore[arg-type]
+        else:
+            from sims.lava import run_lava
+
+            result = run_lava(args.model, spikes, args.steps, net=net, **kwargs)  # type: ignore[arg-type]
+    except SimulationError as exc:
+        raise SimulationError(f"{path}: {exc}") from None
+    result.to_npz(out)
+    counts = result.layer_spike_counts
+    print(f"{args.backend}: {counts.shape[0]} sample(s) x {result.out_spikes.shape[1]} steps in {result.wall_s:.3f} s")
+    print(f"{'layer':<12}{'shape':>18}{'spikes/sample':>16}{'synops/sample':>16}")
+    for i, name in enumerate(result.layer_names):
+        shape = "x".join(str(s) for s in result.spikes[i].shape[2:])
+        print(f"{name:<12}{shape:>18}{counts[:, i].mean():>16.1f}{result.synops[:, i].mean():>16.1f}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from neuromoco.demo import run_demo
+
+    return run_demo(Path(args.out))
+
+
+def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nmoco", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="run a netx file on spike input (native or Lava)")
+    p.add_argument("model", help="netx .net file")
+    p.add_argument("--input", required=True, help="SPIKES.npy, (T, *input_shape) or (B, T, *input_shape)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="steps to run (default: T + one per layer)")
+    p.add_argument("--backend", choices=("native", "lava"), default="native")
+    p.add_argument("--out", required=True, help="RESULT.npz")
+    p.add_argument("--reset-interval", type=_positive_int, default=None, help="Lava LIFReset interval")
+    p.add_argument("--reset-offset", type=int, default=0, help="Lava LIFReset offset")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("demo", help="the whole chain on the built-in data")
+    p.add_argument("--out", default="runs/demo", help="output folder")
+    p.set_defaults(func=_cmd_demo)
+
+    for module in plugged:
+        module.add_parser(sub)  # type: ignore[attr-defined]
+    return parser
+
+
+def _load_plugged() -> list[object]:
+    modules = []
+    for name in _PLUGGED:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise
+    return modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_load_plugged())
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except NmocoError as exc:
+        if args.debug:
+            raise
+        print(f"nmoco {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("nmoco: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -140,7 +140,8 @@ def netx_dense_synapse(weight: npt.NDArray[np.integer]) -> DenseSynapse:
     elif wmin >= 0:
         is_signed, scale = 0, 255 / wmax
     else:
-        is_signed, scale = 1, min(127 / wmax, -128 / wmin)
+        # netx divides numpy integers: 127 / 0 is inf there (max == 0 with negatives).
+        is_signed, scale = 1, min(127 / wmax if wmax else math.inf, -128 / wmin)
     scale_bits = math.floor(math.log2(scale)) + is_signed
     n = 8
     while n > 0 and np.any(w % (1 << n)):

@@ -1,0 +1,114 @@
+"""The integer kernels against slow reference code written from the Loihi/Lava equations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from hw_targets import constants as C
+from sims.kernels import LifParams, apply_weight_exp, lif_step, netx_dense_synapse, wrap_signed
+
+I32 = st.integers(-(2**31), 2**31 - 1)
+STATE = st.integers(-(2**23) + 1, 2**23)
+
+
+def _wrap32(x: int) -> int:
+    return (x + 2**31) % 2**32 - 2**31
+
+
+def _trunc_shift12(x: int) -> int:
+    return -((-x) >> 12) if x < 0 else x >> 12
+
+
+def reference_lif(u: int, v: int, a: int, i_decay: int, v_decay: int, bias: int, vth: int) -> tuple[int, int, bool]:
+    """One neuron, one step, from reference section 7.1 with Lava's int32 storage."""
+    u1 = _wrap32(_trunc_shift12(u * (4096 - i_decay)) + _wrap32(a * 64))
+    if u1 > 2**23:
+        u1 -= 2**24
+    elif u1 <= -(2**23):
+        u1 += 2**24
+    v1 = _wrap32(_trunc_shift12(v * (4096 - v_decay)) + u1 + bias * 64)
+    v1 = max(-(2**23 - 1), min(2**23 - 1, v1))
+    spike = v1 > vth * 64
+    return u1, (0 if spike else v1), spike
+
+
+@settings(max_examples=300, deadline=None)
+@given(u=STATE, v=STATE, a=st.one_of(st.integers(-300, 300), st.integers(-(2**23), 2**23)),
+       i_decay=st.integers(0, 4096), v_decay=st.integers(0, 4096),
+       bias=st.integers(-4096, 4095), vth=st.integers(0, 2**17))
+def test_lif_step_matches_reference(u: int, v: int, a: int, i_decay: int, v_decay: int, bias: int, vth: int) -> None:
+    p = LifParams(4096 - i_decay, 4096 - v_decay, bias << C.BIAS_EXP, vth << C.VTH_SHIFT)
+    t = lambda x: torch.tensor([x], dtype=torch.int32)  # noqa: E731
+    un, vn, s = lif_step(t(u), t(v), t(a), p)
+    assert (int(un), int(vn), bool(s)) == reference_lif(u, v, a, i_decay, v_decay, bias, vth)
+
+
+@settings(max_examples=100, deadline=None)
+@given(u=STATE, v=STATE, i_decay=st.integers(0, 4096), v_decay=st.integers(1, 4096))
+def test_zero_input_zero_bias_only_decays(u: int, v: int, i_decay: int, v_decay: int) -> None:
+    p = LifParams(4096 - i_decay, 4096 - v_decay, 0, (2**17 - 1) << 6)
+    un, vn, _ = lif_step(torch.tensor([u], dtype=torch.int32), torch.tensor([v], dtype=torch.int32),
+                         torch.zeros(1, dtype=torch.int32), p)
+    assert abs(int(un)) <= abs(u)
+    assert int(un) == _trunc_shift12(u * (4096 - i_decay))
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_states_stay_in_24_bits(seed: int) -> None:
+    """Inputs that fit Lava's 24-bit ports keep u in (-2**23, 2**23] and v in +-(2**23 - 1)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.zeros(64, dtype=torch.int32)
+    v = torch.zeros(64, dtype=torch.int32)
+    p = LifParams(4096, 4096 - 7, 4000 << 6, (2**17 - 1) << 6)
+    for _ in range(40):
+        a = torch.randint(-(2**17) + 1, 2**17, (64,), generator=g, dtype=torch.int32)
+        u, v, _ = lif_step(u, v, a, p)
+        assert int(u.max()) <= 2**23 and int(u.min()) > -(2**23)
+        assert int(v.abs().max()) <= 2**23 - 1
+
+
+def test_inputs_not_mutated() -> None:
+    u = torch.tensor([100, -5], dtype=torch.int32)
+    v = torch.tensor([7000, 3], dtype=torch.int32)
+    a = torch.tensor([3, 4], dtype=torch.int32)
+    copies = [x.clone() for x in (u, v, a)]
+    lif_step(u, v, a, LifParams(4000, 4000, 64, 64))
+    assert all(torch.equal(x, y) for x, y in zip((u, v, a), copies))
+
+
+def test_conv_accumulator_wraps() -> None:
+    x = torch.tensor([2**23, 2**23 - 1, -(2**23), -(2**23) - 1, 3 * 2**24 + 5])
+    assert wrap_signed(x, 24).tolist() == [-(2**23), 2**23 - 1, -(2**23), 2**23 - 1, 5]
+
+
+def _effective(weights: list[int]) -> list[int]:
+    """What one spike on each input delivers after netx + Lava's weight handling."""
+    syn = netx_dense_synapse(np.array([weights]))
+    acc = torch.from_numpy(syn.weight_eff[0])
+    return apply_weight_exp(acc, syn.weight_exp).tolist()
+
+
+@pytest.mark.parametrize(
+    "stored,effective",
+    [([-2], [0]), ([-64], [0]), ([-2, -4], [-2, -2]), ([-256, -2], [-254, -2]), ([0, -256], [0, -128])],
+)
+def test_netx_corrupts_non_positive_dense_weights(stored: list[int], effective: list[int]) -> None:
+    """Reference section 6.1, observed in Lava runs."""
+    assert _effective(stored) == effective
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=st.lists(st.integers(-256, 254), min_size=2, max_size=12).filter(lambda w: max(w) > 0))
+def test_netx_dense_exact_when_max_positive(w: list[int]) -> None:
+    syn = netx_dense_synapse(np.array([w]))
+    assert syn.exact
+    assert _effective(w) == w
+
+
+def test_all_zero_dense_refused() -> None:
+    with pytest.raises(ValueError, match="all-zero"):
+        netx_dense_synapse(np.zeros((2, 2), np.int64))

@@ -1,0 +1,87 @@
+"""The contract every backbone follows, whatever its family.
+
+A backbone maps frames ``[T, B, C, H, W]`` to per-step features ``[T, B, D]``
+(what the SSL projection head and the linear probe see) and per-step class
+outputs ``[T, B, num_classes]``; ``forward(x) == classify(features(x))``.
+``readout`` says how class outputs become logits: ``"spike_count"`` sums
+spikes over time (what Loihi returns), ``"membrane_mean"`` averages a
+non-spiking read-out over time.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import nn
+
+READOUTS = ("spike_count", "membrane_mean")
+
+
+class SpikingBackbone(nn.Module):
+    """Base class: ``features`` + ``classify``; state is reset by ``functional.reset_net``.
+
+    Attributes:
+        feature_dim: ``D``, the size of one step of ``features``.
+        num_classes: Size of one step of ``forward``.
+        readout: ``"spike_count"`` or ``"membrane_mean"`` (see :func:`readout_logits`).
+        classifier: The module ``classify`` runs; the only trained part in a linear probe.
+    """
+
+    feature_dim: int
+    num_classes: int
+    readout: str
+    classifier: nn.Module
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-step features.
+
+        Args:
+            x: Frames ``[T, B, C, H, W]``, float32.
+
+        Returns:
+            ``[T, B, D]`` with ``D = feature_dim``.
+        """
+        raise NotImplementedError
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-step class outputs from per-step features.
+
+        Args:
+            features: ``[T, B, D]``.
+
+        Returns:
+            ``[T, B, num_classes]``: spikes for ``readout == "spike_count"``, values otherwise.
+        """
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-step class outputs.
+
+        Args:
+            x: Frames ``[T, B, C, H, W]``.
+
+        Returns:
+            ``[T, B, num_classes]``.
+        """
+        return self.classify(self.features(x))
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        """Every parameter outside ``classifier`` (frozen in a linear probe)."""
+        head = {id(p) for p in self.classifier.parameters()}
+        return (p for p in self.parameters() if id(p) not in head)
+
+
+def readout_logits(model: SpikingBackbone, out: torch.Tensor) -> torch.Tensor:
+    """Reduce per-step class outputs over time to logits.
+
+    Args:
+        model: The backbone that produced ``out`` (its ``readout`` decides).
+        out: ``[T, B, num_classes]``.
+
+    Returns:
+        ``[B, num_classes]``: the spike count for ``"spike_count"``, the time mean otherwise.
+    """
+    if model.readout == "spike_count":
+        return out.sum(0)
+    return out.mean(0)

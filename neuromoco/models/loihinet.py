@@ -1,0 +1,159 @@
+"""``loihinet``: the deployable family, conv and dense only, CUBA-LIF everywhere.
+
+Every layer is a synapse (``nn.Conv2d`` or ``nn.Linear``, bias allowed), an
+optional ``nn.BatchNorm2d`` directly after a conv (it folds into the conv's
+weight and bias on export) and a :class:`CubaLIFNode`. Downsampling is done by
+strided convs, never by pooling, because netx refuses pooling layers. The
+exporter walks ``LoihiNet.blocks`` in order; each entry is a
+:class:`LoihiBlock` or a :class:`Flatten`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from spikingjelly.activation_based import surrogate
+from torch import nn
+
+from neuromoco.models.base import SpikingBackbone
+from neuromoco.models.neuron import CubaLIFNode
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One strided conv layer: ``out_channels``, square ``kernel``, ``stride``, ``padding``."""
+
+    out_channels: int
+    kernel: int = 3
+    stride: int = 2
+    padding: int = 1
+
+
+@dataclass(frozen=True)
+class LoihiNetSpec:
+    """The layer sizes of a named ``loihinet`` variant.
+
+    Attributes:
+        convs: Conv layers from the input on.
+        feature_dim: Width of the spiking dense feature layer (the SSL features).
+    """
+
+    convs: tuple[ConvSpec, ...]
+    feature_dim: int
+
+
+#: The registered variants; ``s`` trains on ndigits in minutes on 2 CPU cores.
+LOIHINET_SPECS: dict[str, LoihiNetSpec] = {
+    "loihinet_s": LoihiNetSpec(convs=(ConvSpec(16), ConvSpec(32)), feature_dim=128),
+    "loihinet_m": LoihiNetSpec(convs=(ConvSpec(32), ConvSpec(64), ConvSpec(64)), feature_dim=256),
+}
+
+
+class Flatten(nn.Module):
+    """Reshape ``[T, B, C, H, W]`` to ``[T, B, C*H*W]`` (C-major, as the IR's flatten)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2)
+
+
+class LoihiBlock(nn.Module):
+    """Synapse, optional folded batch-norm, CUBA-LIF neuron; multi-step.
+
+    Attributes:
+        synapse: ``nn.Conv2d`` or ``nn.Linear``.
+        norm: ``nn.BatchNorm2d`` after a conv, or None.
+        neuron: The :class:`CubaLIFNode`.
+    """
+
+    def __init__(self, synapse: nn.Conv2d | nn.Linear, norm: nn.BatchNorm2d | None, node: CubaLIFNode) -> None:
+        super().__init__()
+        self.synapse = synapse
+        self.norm = norm
+        self.neuron = node
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run all steps.
+
+        Args:
+            x: Spikes or frames ``[T, B, *in_shape]``.
+
+        Returns:
+            Spikes ``[T, B, *out_shape]``.
+        """
+        steps, batch = x.shape[:2]
+        y = self.synapse(x.flatten(0, 1))  # (T*B, *out_shape)
+        if self.norm is not None:
+            y = self.norm(y)
+        return self.neuron(y.reshape(steps, batch, *y.shape[1:]))
+
+
+class LoihiNet(SpikingBackbone):
+    """Strided spiking convs, a spiking dense feature layer, a spiking dense classifier.
+
+    ``features`` are the feature layer's spikes ``[T, B, feature_dim]``;
+    ``forward`` returns the classifier's spikes ``[T, B, num_classes]`` and the
+    logits are their count over time (``readout == "spike_count"``), which is
+    what a Loihi chip reports.
+    """
+
+    readout = "spike_count"
+
+    def __init__(
+        self,
+        spec: LoihiNetSpec,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        current_decay: float,
+        voltage_decay: float,
+        threshold: float,
+        surrogate_alpha: float,
+        batch_norm: bool,
+    ) -> None:
+        """Build the network.
+
+        Args:
+            spec: Layer sizes.
+            input_shape: ``(C, H, W)`` of one frame.
+            num_classes: Classifier width.
+            current_decay: CUBA-LIF current decay of every layer.
+            voltage_decay: CUBA-LIF voltage decay of every layer.
+            threshold: CUBA-LIF threshold of every layer.
+            surrogate_alpha: ``alpha`` of the ATan surrogate gradient.
+            batch_norm: Put a foldable ``BatchNorm2d`` after each conv.
+
+        Raises:
+            ConfigError: A neuron parameter is not representable on Loihi 2.
+        """
+        super().__init__()
+
+        def node() -> CubaLIFNode:
+            return CubaLIFNode(
+                current_decay, voltage_decay, threshold, surrogate_function=surrogate.ATan(alpha=surrogate_alpha)
+            )
+
+        channels, height, width = input_shape
+        blocks: list[nn.Module] = []
+        for conv in spec.convs:
+            # With a batch-norm after it, a conv bias would only duplicate the BN shift.
+            synapse = nn.Conv2d(channels, conv.out_channels, conv.kernel, conv.stride, conv.padding, bias=not batch_norm)
+            norm = nn.BatchNorm2d(conv.out_channels) if batch_norm else None
+            blocks.append(LoihiBlock(synapse, norm, node()))
+            channels = conv.out_channels
+            height = (height + 2 * conv.padding - conv.kernel) // conv.stride + 1
+            width = (width + 2 * conv.padding - conv.kernel) // conv.stride + 1
+        blocks.append(Flatten())
+        blocks.append(LoihiBlock(nn.Linear(channels * height * width, spec.feature_dim), None, node()))
+        blocks.append(LoihiBlock(nn.Linear(spec.feature_dim, num_classes), None, node()))
+        self.blocks = nn.ModuleList(blocks)
+        self.feature_dim = spec.feature_dim
+        self.num_classes = num_classes
+        self.classifier = self.blocks[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks[:-1]:
+            x = block(x)
+        return x  # (T, B, feature_dim)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features)  # (T, B, num_classes)

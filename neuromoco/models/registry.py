@@ -1,0 +1,113 @@
+"""One registry of backbones, built from a :class:`ModelConfig` and the data's shape.
+
+``build_model(ModelConfig(name="loihinet_s"), input_shape=(2, 34, 34), num_classes=10)``
+is the only way the training code, the exporter and the tests make a model,
+so a name means the same network everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from hw_targets.errors import ConfigError
+from neuromoco.models.base import SpikingBackbone
+from neuromoco.models.loihinet import LOIHINET_SPECS, LoihiNet
+from neuromoco.models.neuron import check_cuba_params
+from neuromoco.models.sew_resnet import SEWResNet18
+from neuromoco.models.spikformer import Spikformer
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The ``[model]`` section: which backbone and its neuron settings.
+
+    Layer sizes belong to the name (``loihinet_s`` vs ``loihinet_m``); the input
+    shape and the number of classes come from the data.
+
+    Attributes:
+        name: A registered backbone (``nmoco train --model NAME``).
+        current_decay: loihinet CUBA-LIF current decay, a multiple of 1/4096 (1024/4096: tau_u = 4 steps).
+        voltage_decay: loihinet CUBA-LIF voltage decay, a multiple of 1/4096 (128/4096: nearly integrating).
+        threshold: loihinet CUBA-LIF threshold, a multiple of 1/64.
+        batch_norm: loihinet puts a foldable ``BatchNorm2d`` after each conv.
+        lif_tau: LIF membrane time constant (steps) of ``sew_resnet18`` and ``spikformer_2_256``.
+        surrogate_alpha: ``alpha`` of the ATan surrogate gradient, all backbones.
+    """
+
+    name: str = "loihinet_s"
+    current_decay: float = 0.25
+    voltage_decay: float = 0.03125
+    threshold: float = 1.0
+    batch_norm: bool = True
+    lif_tau: float = 2.0
+    surrogate_alpha: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.name not in MODELS:
+            raise ConfigError(f"[model] name={self.name!r} is not a registered backbone; choose one of {sorted(MODELS)}")
+        check_cuba_params(self.current_decay, self.voltage_decay, self.threshold, "[model]")
+        if self.lif_tau <= 1.0:
+            raise ConfigError(f"[model] lif_tau={self.lif_tau!r} must be > 1 (steps)")
+        if self.surrogate_alpha <= 0.0:
+            raise ConfigError(f"[model] surrogate_alpha={self.surrogate_alpha!r} must be > 0")
+
+
+Builder = Callable[[ModelConfig, tuple[int, int, int], int], SpikingBackbone]
+
+
+def _loihinet(name: str) -> Builder:
+    def build(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
+        return LoihiNet(
+            LOIHINET_SPECS[name],
+            input_shape,
+            num_classes,
+            cfg.current_decay,
+            cfg.voltage_decay,
+            cfg.threshold,
+            cfg.surrogate_alpha,
+            cfg.batch_norm,
+        )
+
+    return build
+
+
+def _sew_resnet18(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
+    return SEWResNet18(input_shape, num_classes, cfg.lif_tau, cfg.surrogate_alpha)
+
+
+def _spikformer_2_256(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
+    return Spikformer(input_shape, num_classes, depth=2, embed_dim=256, heads=16, lif_tau=cfg.lif_tau,
+                      surrogate_alpha=cfg.surrogate_alpha)
+
+
+MODELS: dict[str, Builder] = {
+    "loihinet_s": _loihinet("loihinet_s"),
+    "loihinet_m": _loihinet("loihinet_m"),
+    "sew_resnet18": _sew_resnet18,
+    "spikformer_2_256": _spikformer_2_256,
+}
+
+
+def list_models() -> list[str]:
+    """Registered backbone names, sorted."""
+    return sorted(MODELS)
+
+
+def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
+    """Build a registered backbone.
+
+    Args:
+        cfg: Name and neuron settings.
+        input_shape: ``(C, H, W)`` of one frame.
+        num_classes: Classifier width.
+
+    Returns:
+        The backbone, in train mode, on the CPU.
+
+    Raises:
+        ConfigError: Unknown name or a bad shape.
+    """
+    if len(input_shape) != 3 or min(input_shape) <= 0 or num_classes <= 0:
+        raise ConfigError(f"[model] {cfg.name}: bad input_shape {input_shape!r} or num_classes {num_classes!r}")
+    return MODELS[cfg.name](cfg, tuple(int(s) for s in input_shape), int(num_classes))  # type: ignore[arg-type]

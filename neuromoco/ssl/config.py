@@ -1,0 +1,60 @@
+"""The ``[moco]`` section: NeuroMoCo's contrastive settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hw_targets.errors import ConfigError
+from neuromoco.ssl.losses import LOSSES
+
+
+@dataclass(frozen=True)
+class MoCoConfig:
+    """Momentum contrast with a queue of per-step keys.
+
+    Defaults follow the MoCo CIFAR-10 recipe (facebookresearch/moco
+    ``colab/moco_cifar10_demo.ipynb``: m 0.99, τ 0.1, 128-d, split-BN 8), with
+    the queue scaled from 4096 keys for 50 000 CIFAR images to ndigits' size so
+    that it never holds a second key of the same sample from one epoch.
+
+    Attributes:
+        dim: Width of the projection (the contrasted vectors).
+        hidden_dim: Hidden width of the 2-layer MLP projection head (MoCo v2).
+        queue_size: Number of negative keys ``K``; each stores all ``T`` steps.
+        momentum: EMA coefficient ``m`` of the key (subordinate) encoder.
+        temperature: ``τ`` of the softmax.
+        loss: ``"mixinfonce"`` or ``"infonce"`` (time-mean features only).
+        mix_lambda: ``λ``, weight of the per-step term of MixInfoNCE.
+        symmetric: Also contrast view 2 against view 1 (2x compute).
+        bn_splits: Batch-norm groups on a single device (split-BN); ignored under DDP.
+        shuffle_bn: Shuffle the key batch before the key encoder (across ranks under DDP).
+    """
+
+    dim: int = 128
+    hidden_dim: int = 256
+    queue_size: int = 1024
+    momentum: float = 0.99
+    temperature: float = 0.1
+    loss: str = "mixinfonce"
+    mix_lambda: float = 0.5
+    symmetric: bool = False
+    bn_splits: int = 8
+    shuffle_bn: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"[moco] loss={self.loss!r}: choose one of {list(LOSSES)}")
+        if not 0.0 <= self.mix_lambda <= 1.0:
+            raise ConfigError(f"[moco] mix_lambda={self.mix_lambda!r} must lie in [0, 1]")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ConfigError(f"[moco] momentum={self.momentum!r} must lie in [0, 1]")
+        if self.temperature <= 0.0:
+            raise ConfigError(f"[moco] temperature={self.temperature!r} must be > 0")
+        for field in ("dim", "hidden_dim", "queue_size", "bn_splits"):
+            if getattr(self, field) < 1:
+                raise ConfigError(f"[moco] {field}={getattr(self, field)!r} must be >= 1")
+
+    @property
+    def effective_lambda(self) -> float:
+        """``λ`` the loss uses: ``mix_lambda`` for MixInfoNCE, 0 for InfoNCE."""
+        return self.mix_lambda if self.loss == "mixinfonce" else 0.0

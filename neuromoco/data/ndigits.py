@@ -2,7 +2,7 @@
 
 The 1,797 handwritten digits that scikit-learn ships (8x8, 10 classes, from
 the UCI "optical recognition of handwritten digits" set) are upsampled to
-24x24, placed on a 34x34 sensor and moved along the three saccades N-MNIST was
+20x20 (the size of MNIST's digit box), placed on a 34x34 sensor and moved along the three saccades N-MNIST was
 recorded with (Orchard et al. 2015: a triangle of 3.5 and 7 pixel moves, 105 ms
 each). The DVS emulator in :mod:`neuromoco.data.emulator` turns the moving
 image into ON/OFF events. Samples and the sensor draw their randomness from
@@ -29,8 +29,10 @@ from neuromoco.data.events import EVENT_DTYPE
 RECIPE_VERSION = 1
 #: (W, H, P), tonic's order; N-MNIST's ATIS crop.
 SENSOR_SIZE = (34, 34, 2)
-#: Upsampling of the 8x8 digits (bicubic): 24x24, like a 28x28 MNIST digit's ink box.
-UPSAMPLE = 3
+#: Upsampling of the 8x8 digits (bicubic) to 20x20: MNIST's digits fill a 20x20 box.
+UPSAMPLE = 2.5
+#: Contrast stretch of the upsampled digits: [INK_LOW, INK_HIGH] -> [0, 1].
+INK_LOW, INK_HIGH = 0.3, 0.7
 #: N-MNIST's saccade triangle, image displacement in pixels (x, y); tonic's ``nmnist.stabilize`` undoes it.
 SACCADE_VERTICES_PX = ((0.0, 0.0), (3.5, 7.0), (7.0, 0.0), (0.0, 0.0))
 SACCADE_US = 105_000
@@ -87,18 +89,20 @@ def digit_images(count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def upsampled_digits(images: np.ndarray) -> np.ndarray:
-    """Bicubic x3 upsampling, clipped to [0, 1].
+    """Bicubic x2.5 upsampling with a contrast stretch, clipped to [0, 1].
 
     Args:
         images: ``(N, 8, 8)`` in [0, 1].
 
     Returns:
-        ``(N, 24, 24)`` float32.
+        ``(N, 20, 20)`` float32.
     """
     from scipy.ndimage import zoom
 
     big = zoom(images, (1, UPSAMPLE, UPSAMPLE), order=3, mode="grid-constant", grid_mode=True)
-    return np.clip(big, 0.0, 1.0).astype(np.float32)
+    # Stretch the contrast: the 8x8 block averages blur strokes into grey ramps; ink is
+    # the upper part of the range (thinner, sharper strokes, like a printed digit).
+    return np.clip((big - INK_LOW) / (INK_HIGH - INK_LOW), 0.0, 1.0).astype(np.float32)
 
 
 def canvas_images(count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -117,9 +121,14 @@ def canvas_images(count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def saccade_offset(t_us: float) -> tuple[float, float]:
-    """Image displacement ``(dx, dy)`` in pixels at time ``t_us`` along the saccade triangle."""
+    """Image displacement ``(dx, dy)`` in pixels at time ``t_us`` along the saccade triangle.
+
+    Each saccade starts and ends at rest (raised-cosine speed profile), as the pan-tilt
+    unit of the N-MNIST recordings did: their events bunch up mid-saccade.
+    """
     leg = min(int(t_us // SACCADE_US), len(SACCADE_VERTICES_PX) - 2)
-    frac = min(max((t_us - leg * SACCADE_US) / SACCADE_US, 0.0), 1.0)
+    tau = min(max((t_us - leg * SACCADE_US) / SACCADE_US, 0.0), 1.0)
+    frac = 0.5 - 0.5 * np.cos(np.pi * tau)
     (x0, y0), (x1, y1) = SACCADE_VERTICES_PX[leg], SACCADE_VERTICES_PX[leg + 1]
     return x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)
 
@@ -141,6 +150,7 @@ def _render(padded: np.ndarray, pad: int, origin: tuple[float, float], shape: tu
     i0, j0 = int(np.floor(oy)), int(np.floor(ox))
     fy, fx = np.float32(oy - i0), np.float32(ox - j0)
     r, c = pad - i0, pad - j0  # sensor row 0 samples digit row -i0 (and -i0-1 for the fraction)
+    assert r >= 1 and c >= 1 and r + height <= padded.shape[1] and c + width <= padded.shape[2], "pad too small"
     a = padded[:, r : r + height, c : c + width]
     b = padded[:, r - 1 : r - 1 + height, c : c + width]
     d = padded[:, r : r + height, c - 1 : c - 1 + width]
@@ -160,7 +170,7 @@ def generate(seed: int, count: int | None = None) -> EventSet:
         The events of every sample, with labels.
     """
     images, labels = digit_images(count)
-    big = upsampled_digits(images)  # (N, 24, 24)
+    big = upsampled_digits(images)  # (N, 20, 20)
     width, height = SENSOR_SIZE[:2]
     shape = (height, width)
     pad = 12  # > the 8.5 px the digit travels from the corner

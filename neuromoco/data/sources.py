@@ -120,10 +120,14 @@ class DatasetIndex:
     skipped: int
 
 
-def missing(name: str, root: Path | None, why: str) -> DataError:
-    """The one error for a data root that does not hold ``name``."""
+def missing(name: str, where: str) -> DataError:
+    """The one error for a data root that does not hold ``name``.
+
+    Args:
+        name: Canonical dataset name.
+        where: What was wrong, naming the folder (``"no Train/ and Test/ folders in /data"``).
+    """
     layout = LAYOUTS[name]
-    where = "no --data-root was given" if root is None else f"{why} under {root}"
     return DataError(
         f"{layout.title} ({name}): {where}; expected {layout.expected}. "
         f"Nothing is downloaded on this machine; get it from {layout.published}"
@@ -179,7 +183,7 @@ def _nmnist(root: Path, seed: int) -> DatasetIndex:
     has_splits = lambda p: (p / "Train").is_dir() and (p / "Test").is_dir()  # noqa: E731
     folder = _first_dir(root, ("", "NMNIST", "N-MNIST"), has_splits)
     if folder is None:
-        raise missing("nmnist", root, "no Train/ and Test/ folders")
+        raise missing("nmnist", f"no Train/ and Test/ folders in {root}")
     digits = [str(d) for d in range(10)]
     splits: dict[str, list[SampleRef]] = {}
     skipped = 0
@@ -204,7 +208,7 @@ def _ncaltech101(root: Path, seed: int) -> DatasetIndex:
         root, ("", "Caltech101", "NCALTECH101/Caltech101", "N-Caltech101/Caltech101"), lambda p: bool(_class_dirs(p, "*.bin"))
     )
     if folder is None:
-        raise missing("ncaltech101", root, "no class folders of .bin files")
+        raise missing("ncaltech101", f"no class folders of .bin files in {root}")
     # tonic's NCALTECH101 has no class list: the class folders are the classes (sorted, fixed order).
     classes = _class_dirs(folder, "*.bin")
     return _unsplit("ncaltech101", folder, classes, ("*.bin",), NCALTECH101_SENSOR, seed)
@@ -217,7 +221,7 @@ def _dvs_cifar10(root: Path, seed: int) -> DatasetIndex:
 
     folder = _first_dir(root, ("", "CIFAR10DVS", "CIFAR10-DVS", "cifar10dvs", "DVS-CIFAR10"), has_classes)
     if folder is None:
-        raise missing("dvs_cifar10", root, "no class folders of .aedat/.aedat4 files")
+        raise missing("dvs_cifar10", f"no class folders of .aedat/.aedat4 files in {root}")
     absent = [c for c in _DVS_CIFAR10_CLASSES if not (folder / c).is_dir()]
     if absent:
         warnings.warn(f"{folder}: DVS-CIFAR10 class folders missing: {', '.join(absent)}", stacklevel=3)
@@ -258,7 +262,7 @@ def _dvs_gesture(root: Path, seed: int) -> DatasetIndex:
         return _gesture_original(original, classes, sensor)  # type: ignore[arg-type]
     reexport = _first_dir(root, ("", "DVSGesture"), lambda p: (p / "ibmGestureTrain").is_dir())
     if reexport is None:
-        raise missing("dvs_gesture", root, "no *_labels.csv recordings and no ibmGestureTrain/ folder")
+        raise missing("dvs_gesture", f"no *_labels.csv recordings and no ibmGestureTrain/ folder in {root}")
     splits: dict[str, list[SampleRef]] = {}
     skipped = 0
     for split, sub in (("train", "ibmGestureTrain"), ("test", "ibmGestureTest")):
@@ -278,10 +282,12 @@ def _gesture_original(folder: Path, classes: tuple[str, ...], sensor: tuple[int,
     for csv in sorted(folder.glob("*_labels.csv")):
         trial = csv.name[: -len("_labels.csv")]
         recording = folder / f"{trial}.aedat"
+        if not recording.is_file():
+            skipped += 1
+            warnings.warn(f"skipping gesture trial {trial}: {csv} has no recording {recording.name} beside it", stacklevel=3)
+            continue
         try:
             table = read_gesture_labels(csv)
-            if not recording.is_file():
-                raise DataError(f"{recording}: recording missing for {csv.name}")
             check_file(recording)
         except DataError as exc:
             skipped += 1
@@ -331,10 +337,10 @@ def index_dataset(name: str, data_root: str | None, seed: int) -> DatasetIndex:
             (names the folder and the layout), or no readable file.
     """
     if data_root is None:
-        raise missing(name, None, "")
+        raise missing(name, "no --data-root was given")
     root = Path(data_root).expanduser()
     if not root.is_dir():
-        raise missing(name, root, "the folder does not exist, so nothing was found")
+        raise missing(name, f"the data root {root} does not exist")
     return _index_cached(name, str(root.resolve()), seed)
 
 

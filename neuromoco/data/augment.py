@@ -82,6 +82,7 @@ class FrameAugment:
         area = low + (high - low) * u[0]
         log_lo, log_hi = math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1])
         ratio = math.exp(log_lo + (log_hi - log_lo) * u[1])
+        ratio = min(max(ratio, area), 1.0 / area)  # the crop must fit: a full-area crop is the frame
         crop_w = min(1.0, math.sqrt(area * ratio))  # fractions of the frame's width and height
         crop_h = min(1.0, math.sqrt(area / ratio))
         centre_x = (1.0 - crop_w) * (2.0 * u[2] - 1.0)  # normalised [-1, 1] coordinates

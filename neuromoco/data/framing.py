@@ -133,6 +133,8 @@ class FramedDataset(Dataset):  # type: ignore[type-arg]
         self.spec = spec
         self.frame_mode = frame_mode
         self.cache_folder = cache_folder
+        if cache_folder is not None:
+            cache_folder.mkdir(parents=True, exist_ok=True)
         self.packed = packed and cache_folder is not None
         self.labels = np.array([source.label(i) for i in range(len(source))], dtype=np.int64)
         self._frames: np.ndarray | None = None

@@ -10,17 +10,17 @@ persistent workers too (call it before iterating the loader).
 from __future__ import annotations
 
 import random
-from typing import Sized
+from typing import Iterator, Sized
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neuromoco.data.augment import Augment
 from neuromoco.data.config import DataConfig
 
-#: Generator stream of augmentations: ``SeedSequence([seed, _AUGMENT_STREAM, epoch, index, view])``.
-_AUGMENT_STREAM = 11
+#: Generator streams: ``SeedSequence([seed, stream, ...])``.
+_AUGMENT_STREAM, _SHUFFLE_STREAM = 11, 12
 
 
 def view_generator(seed: int, epoch: int, index: int, view: int) -> torch.Generator:
@@ -86,6 +86,35 @@ class AugmentedDataset(_EpochDataset):
         return self._view(frames, index, 0), label
 
 
+class SeededShuffle(Sampler[int]):
+    """A fresh permutation each epoch, a function of ``(seed, epoch)`` only.
+
+    DataLoader's own shuffling draws from the loader's generator, which it also uses
+    for worker seeds once per iterator, so the order would depend on the worker
+    count and on persistent workers; this sampler's does not. The epoch counts the
+    passes over it; :meth:`set_epoch` sets it (resuming a run).
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        """Shuffle ``range(size)`` under ``seed``."""
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The next pass draws the permutation of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        state = np.random.SeedSequence([self.seed, _SHUFFLE_STREAM, self.epoch]).generate_state(1, np.uint64)
+        self.epoch += 1
+        generator = torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
 def seed_worker(worker_id: int) -> None:
     """Seed Python's and numpy's global generators in a worker from torch's per-worker seed."""
     seed = torch.initial_seed() % 2**32  # torch sets base_seed + worker_id
@@ -110,7 +139,8 @@ def make_loader(
     Args:
         dataset: Any dataset of this package.
         batch_size: Samples per batch.
-        shuffle: Reshuffle every epoch (the order is a function of ``seed`` and the epoch count).
+        shuffle: Reshuffle every epoch with :class:`SeededShuffle` (the order is a function of
+            ``seed`` and the epoch only; ``loader.sampler.set_epoch(e)`` when resuming).
         seed: Seeds the shuffling and the workers' base seed.
         num_workers: Worker processes; None uses ``DataConfig().resolved_num_workers``.
         drop_last: Drop the last incomplete batch.
@@ -120,10 +150,11 @@ def make_loader(
     """
     workers = DataConfig().resolved_num_workers if num_workers is None else int(num_workers)
     generator = torch.Generator().manual_seed(int(seed))
+    sampler = SeededShuffle(len(dataset), int(seed)) if shuffle else None  # type: ignore[arg-type]
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=sampler,
         drop_last=drop_last,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),

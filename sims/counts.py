@@ -7,6 +7,7 @@ whose delivery falls past the last simulated step are not counted.
 
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -17,10 +18,22 @@ import torch.nn.functional as F
 from export.ir import Conv, Dense, Network
 
 
+_FANOUT: "weakref.WeakKeyDictionary[Conv, npt.NDArray[np.int64]]" = weakref.WeakKeyDictionary()
+
+
 def conv_fanout(layer: Conv, in_shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
     """Number of nonzero synapses leaving each input neuron of a conv layer, shape (C, H, W)."""
-    mask = torch.from_numpy((np.asarray(layer.weight) != 0).astype(np.float64))
-    ones = torch.ones((1, *layer.shape), dtype=torch.float64)
+    cached = _FANOUT.get(layer)
+    if cached is not None and cached.shape == tuple(in_shape):
+        return cached
+    _FANOUT[layer] = fan = _conv_fanout(layer, in_shape)
+    return fan
+
+
+def _conv_fanout(layer: Conv, in_shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
+    # Counts stay far below 2**24, so float32 is exact here.
+    mask = torch.from_numpy((np.asarray(layer.weight) != 0).astype(np.float32))
+    ones = torch.ones((1, *layer.shape), dtype=torch.float32)
     fan = F.conv_transpose2d(ones, mask, stride=layer.stride, padding=layer.padding,
                              dilation=layer.dilation, groups=layer.groups)[0]
     full = np.zeros(in_shape, dtype=np.int64)
@@ -59,8 +72,8 @@ def synaptic_ops(
                 counts = flat[:, :window].sum(axis=1, dtype=np.int64)
                 out[:, i] += counts @ fan
         elif isinstance(layer, Conv):
-            counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64)
+            counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64).reshape(batch, -1)
             fan = conv_fanout(layer, tuple(prev.shape[2:]))
-            out[:, i] = (counts * fan).reshape(batch, -1).sum(axis=1)
+            out[:, i] = counts @ fan.reshape(-1)
         prev = spikes[i]
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +28,12 @@ from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Netwo
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError
 from sims.counts import synaptic_ops
-from sims.kernels import LifParams, apply_weight_exp, lif_step, netx_dense_synapse, wrap_signed
+from sims.kernels import apply_weight_exp, netx_dense_synapse
+from sims.jit_kernels import expand_param, lif_layer, scatter_conv, scatter_weight, split_run
 from sims.result import SimResult
 
+#: Above this fraction of active inputs a dense convolution beats the event-driven scatter.
+_SCATTER_MAX_ACTIVITY = 0.5
 #: Largest synaptic-input tensor (bytes) built at once; bigger batches are split.
 _CHUNK_BYTES = 192 * 1024 * 1024
 
@@ -54,21 +58,25 @@ def _param(value: npt.NDArray[np.int32], shape: tuple[int, ...]) -> torch.Tensor
     return t
 
 
-def _lif_params(neuron: CubaNeuron, bias: npt.NDArray[np.int32] | None, shape: tuple[int, ...]) -> LifParams:
-    i_mult = _param(C.DECAY_UNITY - neuron.i_decay, shape)
-    v_mult = _param(C.DECAY_UNITY - neuron.v_decay, shape)
-    vth = _param(neuron.v_th_mant, shape)
-    vth_eff = vth << C.VTH_SHIFT
-    bias_eff: torch.Tensor | int = 0
-    if bias is not None:
-        # Lava keeps bias_mant as int16 and shifts it by bias_exp = 6 in int32.
-        b = torch.from_numpy(np.asarray(bias).astype(np.int16).astype(np.int32)) << C.BIAS_EXP
-        if b.ndim == 1 and len(shape) == 3:
-            b = b.view(-1, 1, 1)
-        bias_eff = b if b.ndim else int(b)
-    if isinstance(vth_eff, torch.Tensor):
-        vth_eff = vth_eff.to(torch.int32)
-    return LifParams(i_mult=i_mult, v_mult=v_mult, bias_eff=bias_eff, vth_eff=vth_eff)
+@dataclass(frozen=True)
+class _NeuronPlan:
+    """Flat (N,) int64 constants of one neuron layer, for the compiled loop."""
+
+    i_mult: npt.NDArray[np.int64]
+    v_mult: npt.NDArray[np.int64]
+    bias_eff: npt.NDArray[np.int64]
+    vth_eff: npt.NDArray[np.int64]
+
+
+def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[int, ...]) -> _NeuronPlan:
+    # Lava keeps bias_mant as int16 and shifts it by bias_exp = 6 in int32.
+    b = np.zeros((), np.int64) if bias is None else np.asarray(bias).astype(np.int16).astype(np.int64) << C.BIAS_EXP
+    return _NeuronPlan(
+        i_mult=expand_param(C.DECAY_UNITY - np.asarray(neuron.i_decay, np.int64), shape),
+        v_mult=expand_param(C.DECAY_UNITY - np.asarray(neuron.v_decay, np.int64), shape),
+        bias_eff=expand_param(b, shape),
+        vth_eff=expand_param(np.asarray(neuron.v_th_mant, np.int64) << C.VTH_SHIFT, shape),
+    )
 
 
 @dataclass(frozen=True)
@@ -82,9 +90,32 @@ class _DensePlan:
 class _ConvPlan:
     weight: torch.Tensor
     dtype: torch.dtype
+    scatter_weight: npt.NDArray[np.int32]
+
+
+#: Plans depend only on the (immutable) layer; built once per layer object.
+_PLANS: "weakref.WeakKeyDictionary[Layer, _DensePlan | _ConvPlan]" = weakref.WeakKeyDictionary()
 
 
 def _plan_dense(layer: Dense, where: str) -> _DensePlan:
+    cached = _PLANS.get(layer)
+    if isinstance(cached, _DensePlan):
+        return cached
+    plan = _build_dense_plan(layer, where)
+    _PLANS[layer] = plan
+    return plan
+
+
+def _plan_conv(layer: Conv) -> _ConvPlan:
+    cached = _PLANS.get(layer)
+    if isinstance(cached, _ConvPlan):
+        return cached
+    plan = _build_conv_plan(layer)
+    _PLANS[layer] = plan
+    return plan
+
+
+def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
     try:
         syn = netx_dense_synapse(layer.weight)
     except ValueError as exc:
@@ -105,78 +136,91 @@ def _plan_dense(layer: Dense, where: str) -> _DensePlan:
     return _DensePlan(stack, delays, syn.weight_exp)
 
 
-def _plan_conv(layer: Conv) -> _ConvPlan:
+def _build_conv_plan(layer: Conv) -> _ConvPlan:
     w = np.asarray(layer.weight, dtype=np.int64)
     bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max())
     dtype = _exact_dtype(bound)
     if dtype == torch.int64:
         dtype = torch.float64  # sums beyond 2**53 wrap at 24 bits anyway; float64 keeps the low bits only below it
-    return _ConvPlan(torch.from_numpy(w).to(dtype), dtype)
+    return _ConvPlan(torch.from_numpy(w).to(dtype), dtype, scatter_weight(w, layer.groups))
 
 
-def _synapse_dense(plan: _DensePlan, s: torch.Tensor, steps: int) -> torch.Tensor:
-    """Synaptic input (steps, B, out) from presynaptic spikes s (steps, B, in)."""
+def _dense_accumulator(plan: _DensePlan, s: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:
+    """Accumulator rows (steps - 1, B * out) for presynaptic spikes s (steps, B, in), and the shift still to apply.
+
+    Without delays the exact float sums go straight to the neuron loop, which applies
+    the weight exponent. With delays Lava shifts each delay's sum before adding them,
+    so that happens here in int64.
+    """
     _, batch, _ = s.shape
     n_out = plan.weight.shape[1]
-    a = torch.zeros((steps, batch, n_out), dtype=torch.int64)
-    for i, d in enumerate(plan.delays):
-        span = steps - 1 - d  # a spike at step k arrives at k + 1 + d
-        if span <= 0:
-            continue
-        x = s[:span].reshape(span * batch, -1).to(plan.weight.dtype)
-        acc = (x @ plan.weight[i].T).round().to(torch.int64) if plan.weight.dtype.is_floating_point else x @ plan.weight[i].T
-        a[1 + d :] += apply_weight_exp(acc, plan.weight_exp).view(span, batch, n_out)
-    # Lava sends a_buff through an int32 port: wrap to int32 exactly as numpy does.
-    return a.to(torch.int32)
-
-
-def _synapse_conv(layer: Conv, plan: _ConvPlan, s: torch.Tensor, steps: int) -> torch.Tensor:
-    """Synaptic input (steps, B, C, H, W) from presynaptic spikes s (steps, B, Cin, Hin, Win)."""
-    batch = s.shape[1]
-    a = torch.zeros((steps, batch, *layer.shape), dtype=torch.int32)
     span = steps - 1
-    if span <= 0:
-        return a
-    x = s[:span].reshape(span * batch, *s.shape[2:]).to(plan.dtype)
+    if plan.delays == (0,):
+        x = s[:span].reshape(span * batch, -1).to(plan.weight.dtype)
+        return (x @ plan.weight[0].T).reshape(span, batch * n_out), plan.weight_exp
+    total = torch.zeros((span, batch * n_out), dtype=torch.int64)
+    for i, d in enumerate(plan.delays):
+        rows = span - d  # a spike at step k arrives at k + 1 + d
+        if rows <= 0:
+            continue
+        x = s[:rows].reshape(rows * batch, -1).to(plan.weight.dtype)
+        acc = x @ plan.weight[i].T
+        acc = acc.round().to(torch.int64) if acc.dtype.is_floating_point else acc
+        total[d:] += apply_weight_exp(acc, plan.weight_exp).view(rows, batch * n_out)
+    return total, 0
+
+
+def _conv_accumulator(layer: Conv, plan: _ConvPlan, s: torch.Tensor, steps: int) -> torch.Tensor:
+    """Accumulator rows (steps - 1, B * C * H * W) for presynaptic spikes s (steps, B, Cin, Hin, Win).
+
+    Sparse input (the usual case) goes through the event-driven scatter, dense input
+    through torch's convolution; both give the exact sums (the 24-bit wrap follows).
+    """
+    batch = s.shape[1]
+    span = steps - 1
+    frames = s[:span].reshape(span * batch, *s.shape[2:])
+    active = int(torch.count_nonzero(frames))
+    if frames.numel() == 0 or active <= _SCATTER_MAX_ACTIVITY * frames.numel():
+        out_i = np.zeros((span * batch, *layer.shape), dtype=np.int32)
+        split_run(scatter_conv, span * batch, frames.numpy(), plan.scatter_weight, *layer.stride, *layer.padding,
+                  *layer.dilation, layer.groups, out_i)
+        return torch.from_numpy(out_i).reshape(span, -1)
+    x = frames.to(plan.dtype)
     out = F.conv2d(x, plan.weight, stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
                    groups=layer.groups)
-    acc = out.round().to(torch.int64)
-    # Lava's conv accumulator wraps to a signed 24-bit value (signed_clamp).
-    acc = wrap_signed(acc, C.CONV_ACC_BITS)
-    a[1:] = acc.view(span, batch, *layer.shape).to(torch.int32)
-    return a
+    return out.reshape(span, -1)
 
 
-def _neuron_loop(
-    a: torch.Tensor, params: LifParams, reset_at: set[int], record_state: bool
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Run the LIF over steps. a: int32 (steps, B, *shape). Returns spikes (and u, v)."""
-    steps = a.shape[0]
-    u = torch.zeros(a.shape[1:], dtype=torch.int32)
-    v = torch.zeros_like(u)
-    spikes = torch.empty(a.shape, dtype=torch.bool)
-    us = torch.empty(a.shape, dtype=torch.int32) if record_state else None
-    vs = torch.empty(a.shape, dtype=torch.int32) if record_state else None
-    for k in range(steps):
-        if k in reset_at:
-            u = torch.zeros_like(u)
-            v = torch.zeros_like(v)
-        u, v, s = lif_step(u, v, a[k], params)
-        spikes[k] = s
-        if us is not None and vs is not None:
-            us[k] = u
-            vs[k] = v
-    return spikes, us, vs
+def _run_neurons(
+    acc: torch.Tensor, delay: int, steps: int, batch: int, shape: tuple[int, ...], plan: _NeuronPlan,
+    reset: npt.NDArray[np.bool_], acc_wrap_bits: int, weight_exp: int, record_state: bool,
+) -> tuple[torch.Tensor, npt.NDArray[np.int32] | None, npt.NDArray[np.int32] | None]:
+    """Spikes (steps, B, *shape) of one neuron layer, plus u and v (B, steps, *shape) when recorded."""
+    n = int(np.prod(shape))
+    spikes = np.empty((steps, batch * n), dtype=np.bool_)
+    rec = (steps, batch * n) if record_state else (1, 1)
+    u_rec = np.empty(rec, dtype=np.int32)
+    v_rec = np.empty(rec, dtype=np.int32)
+    a = acc.numpy() if acc.numel() else np.zeros((0, batch * n), dtype=np.int32)
+    split_run(lif_layer, batch * n, a, delay, n, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, reset,
+              acc_wrap_bits, weight_exp, spikes, u_rec, v_rec, record_state, min_chunk=4096)
+    full = (steps, batch, *shape)
+    if not record_state:
+        return torch.from_numpy(spikes).view(full), None, None
+    return (torch.from_numpy(spikes).view(full), np.moveaxis(u_rec.reshape(full), 0, 1),
+            np.moveaxis(v_rec.reshape(full), 0, 1))
 
 
-def _reset_steps(steps: int, reset_interval: int | None, offset: int) -> set[int]:
+def _reset_steps(steps: int, reset_interval: int | None, offset: int) -> npt.NDArray[np.bool_]:
     """0-based steps at whose start a layer resets; netx gives neuron layer i offset ``reset_offset + 1 + i``.
 
     Lava's LIFReset resets when ``t % R == offset % R`` with t = k + 1 (``PyLifResetModelBitAcc``).
     """
-    if reset_interval is None:
-        return set()
-    return {k for k in range(steps) if (k + 1) % reset_interval == offset % reset_interval}
+    reset = np.zeros(steps, dtype=np.bool_)
+    if reset_interval is not None:
+        k = np.arange(steps)
+        reset = (k + 1) % reset_interval == offset % reset_interval
+    return reset
 
 
 def normalize_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple[npt.NDArray[np.int32], int]:
@@ -258,11 +302,12 @@ def simulate(
     result = SimResult(
         layer_names=[l.name for l in net.layers],
         spikes=[np.concatenate([p.spikes[i] for p in parts]) for i in range(len(net.layers))],
-        synops=np.concatenate([p.synops for p in parts]),
+        synops=np.zeros((batch, len(net.layers)), np.int64),
         u=[None if parts[0].u[i] is None else np.concatenate([p.u[i] for p in parts]) for i in range(len(net.layers))],  # type: ignore[misc]
         v=[None if parts[0].v[i] is None else np.concatenate([p.v[i] for p in parts]) for i in range(len(net.layers))],  # type: ignore[misc]
         backend="native",
     )
+    result.synops = synaptic_ops(net, x_np != 0, result.spikes)
     result.wall_s = time.perf_counter() - t0
     return result
 
@@ -285,37 +330,36 @@ def _simulate_chunk(
     neuron_index = 0
     for i, layer in enumerate(net.layers):
         where = net.describe(i)
-        a: torch.Tensor | None = None
+        shape = tuple(layer.out_shape)
+        acc: torch.Tensor | None = None
+        delay, wrap_bits, weight_exp = 1, 0, 0
         neuron: CubaNeuron | None = None
-        bias = None
+        bias: npt.ArrayLike | None = None
         if isinstance(layer, InputLayer):
             if layer.neuron is not None:
-                a = x.to(torch.int32)
-                neuron = layer.neuron
-                bias = None if input_bias is None else np.asarray(input_bias, dtype=np.int64)
-                if bias is not None and bias.shape not in ((), tuple(layer.shape), (layer.shape[0],)):
-                    raise SimulationError(f"{where}: input_bias has shape {bias.shape}; expected {tuple(layer.shape)}")
+                # Input spikes enter the input neuron's current directly (no synapse, no latency).
+                acc, delay, neuron = x.reshape(steps, -1), 0, layer.neuron
+                if input_bias is not None:
+                    bias = np.asarray(input_bias, dtype=np.int64)
+                    if bias.shape not in ((), shape, (shape[0],)):
+                        raise SimulationError(f"{where}: input_bias has shape {bias.shape}; expected {shape}")
         elif isinstance(layer, Flatten):
             prev = prev.reshape(steps, batch, -1)
         elif isinstance(layer, Dense):
-            plan = _plan_dense(layer, where)
-            a = _synapse_dense(plan, prev, steps)
-            neuron = layer.neuron or default_dense_neuron()
-            bias = layer.bias
+            acc, weight_exp = _dense_accumulator(_plan_dense(layer, where), prev, steps)
+            neuron, bias = layer.neuron or default_dense_neuron(), layer.bias
         elif isinstance(layer, Conv):
-            a = _synapse_conv(layer, _plan_conv(layer), prev, steps)
-            neuron = layer.neuron
-            bias = layer.bias
-        if a is not None and neuron is not None:
-            params = _lif_params(neuron, bias, tuple(layer.out_shape))
-            reset_at = _reset_steps(steps, reset_interval, reset_offset + 1 + neuron_index)
+            acc = _conv_accumulator(layer, _plan_conv(layer), prev, steps)
+            neuron, bias, wrap_bits = layer.neuron, layer.bias, C.CONV_ACC_BITS
+        if acc is not None and neuron is not None:
+            reset = _reset_steps(steps, reset_interval, reset_offset + 1 + neuron_index)
             neuron_index += 1
-            prev, u, v = _neuron_loop(a, params, reset_at, record_state)
-            us.append(None if u is None else np.moveaxis(u.numpy(), 0, 1))
-            vs.append(None if v is None else np.moveaxis(v.numpy(), 0, 1))
+            prev, u, v = _run_neurons(acc, delay, steps, batch, shape, _neuron_plan(neuron, bias, shape), reset,
+                                      wrap_bits, weight_exp, record_state)
+            us.append(u)
+            vs.append(v)
         else:
             us.append(None)
             vs.append(None)
-        spikes_out.append(np.moveaxis(prev.numpy(), 0, 1))
-    synops = synaptic_ops(net, x_np != 0, spikes_out)
-    return SimResult([l.name for l in net.layers], spikes_out, synops, us, vs)
+        spikes_out.append(np.moveaxis(prev.numpy(), 0, 1).reshape(batch, steps, *shape))
+    return SimResult([l.name for l in net.layers], spikes_out, np.zeros((batch, 0), np.int64), us, vs)

@@ -1,0 +1,129 @@
+"""Native simulator vs Lava's fixed_pt simulator, both measured in this run.
+
+Networks: PilotNet LIF (Intel's file when ../shared is present, else the same
+shapes with random weights) and a 784-128-64-10 dense network. The native
+simulator runs batch 1 and batch 64; Lava runs one sample, its steady state
+timed apart from its build. Speed is samples x steps per second; the ratio is
+native / Lava. The last line is machine-readable:
+``pilotnet_b1=<x> pilotnet_b64=<x> dense_b64=<x>``.
+
+Usage: .venv/bin/python benchmarks/sim_speed.py [--steps N] [--lava-steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from export.examples import dense_network, pilotnet_shaped_network  # noqa: E402
+from export.ir import InputLayer, Network  # noqa: E402
+from export.netx import read_netx, write_netx  # noqa: E402
+from sims.lava_compat import import_netx  # noqa: E402
+from sims.native import simulate  # noqa: E402
+
+SHARED_PILOTNET = REPO.parent / "shared" / "data" / "lava_netx" / "pilotnet_lif"
+
+
+def lava_steady_steps_per_s(
+    path: Path, frames: np.ndarray, net: Network, warmup: int, steps: int, input_bias: np.ndarray | None
+) -> tuple[float, float]:
+    """(build seconds, steady-state steps/s) of one Lava run with a single output sink."""
+    netx = import_netx()
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc import io
+
+    t0 = time.perf_counter()
+    lava_net = netx.hdf5.Network(net_config=str(path))
+    data = np.transpose(frames, tuple(range(frames.ndim - 1, -1, -1)))  # (T, C, H, W) -> (W, H, C, T)
+    source = io.source.RingBuffer(data=np.ascontiguousarray(data))
+    first = net.layers[0]
+    if isinstance(first, InputLayer) and first.neuron is not None:
+        source.s_out.connect(lava_net.in_layer.neuron.a_in)
+        if input_bias is not None:
+            lava_net.in_layer.neuron.bias_mant.init = np.ascontiguousarray(input_bias.transpose(2, 1, 0))
+    else:
+        source.s_out.connect(lava_net.inp)
+    sink = io.sink.RingBuffer(shape=lava_net.out.shape, buffer=warmup + steps)
+    lava_net.out.connect(sink.a_in)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    try:
+        lava_net.create_runtime(run_cfg=cfg)
+        lava_net.run(condition=RunSteps(num_steps=warmup), run_cfg=cfg)
+        build = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        lava_net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        rate = steps / (time.perf_counter() - t1)
+    finally:
+        lava_net.stop()
+    return build, rate
+
+
+def native_rate(
+    net: Network, frames: np.ndarray, batch: int, steps: int, input_bias: np.ndarray | None, repeats: int = 3
+) -> float:
+    """Best-of-``repeats`` samples x steps per second of the native simulator (after one warm-up run)."""
+    x = np.broadcast_to(frames, (batch, *frames.shape))
+    simulate(net, x[:1], steps, input_bias=input_bias)  # compiles the kernels once
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        simulate(net, x, steps, input_bias=input_bias)
+        best = min(best, time.perf_counter() - t0)
+    return batch * steps / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=16, help="steps per sample for the native runs")
+    parser.add_argument("--lava-steps", type=int, default=16, help="timed Lava steps (after 2 warm-up steps)")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="nmoco-bench-"))
+    rng = np.random.default_rng(0)
+
+    if (SHARED_PILOTNET / "network.net").exists():
+        pilot_path = SHARED_PILOTNET / "network.net"
+        pilot = read_netx(pilot_path)
+        # As lava-dl's Loihi 2 test drives it: the image is the input neuron's bias, no input spikes.
+        pilot_bias = np.load(SHARED_PILOTNET / "image.npy").transpose(2, 1, 0)  # W,H,C -> C,H,W
+        pilot_frames = np.zeros((args.steps, *pilot.input_shape), dtype=np.int32)
+        source = "Intel's PilotNet LIF file, image.npy as the input neuron's bias (as lava-dl's hardware test)"
+    else:
+        pilot = pilotnet_shaped_network(0)
+        pilot_path = write_netx(pilot, tmp / "pilotnet.net")
+        pilot_frames = (rng.random((args.steps, *pilot.input_shape)) < 0.1).astype(np.int32)
+        pilot_bias = None
+        source = "PilotNet shapes with random weights (../shared absent)"
+    dense = dense_network(0)
+    dense_path = write_netx(dense, tmp / "dense.net")
+    dense_frames = (rng.random((args.steps, 784)) < 0.1).astype(np.int32)
+
+    rows = []
+    ratios = {}
+    cases = (("pilotnet", pilot, pilot_path, pilot_frames, pilot_bias), ("dense", dense, dense_path, dense_frames, None))
+    for label, net, path, frames, bias in cases:
+        build, lava_rate = lava_steady_steps_per_s(path, frames, net, warmup=2, steps=args.lava_steps, input_bias=bias)
+        for batch in (1, 64):
+            rate = native_rate(net, frames, batch, args.steps, bias)
+            ratios[f"{label}_b{batch}"] = rate / lava_rate
+            rows.append((label, batch, rate, lava_rate, build, rate / lava_rate))
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"PilotNet: {source}")
+    print(f"{'network':<10}{'batch':>6}{'native steps/s':>16}{'Lava steps/s':>14}{'Lava build s':>14}{'speedup':>10}")
+    for label, batch, rate, lava_rate, build, ratio in rows:
+        print(f"{label:<10}{batch:>6}{rate:>16.0f}{lava_rate:>14.1f}{build:>14.2f}{ratio:>9.0f}x")
+    print(f"peak RSS of this process: {peak_gib:.2f} GiB (includes Lava and torch)")
+    print(f"pilotnet_b1={ratios['pilotnet_b1']:.0f} pilotnet_b64={ratios['pilotnet_b64']:.0f} dense_b64={ratios['dense_b64']:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The CUBA-LIF layer loop compiled with numba: one pass over (neuron, step).
+
+Same arithmetic as :func:`sims.kernels.lif_step` (Lava's ``PyLifModelBitAcc``,
+with numpy's int32 wrap-around made explicit), fused with the last stage of
+the synapse (the conv accumulator's 24-bit wrap or the dense accumulator's
+weight-exponent shift, then the int32 port). The two are tested against each
+other. Each neuron's state stays in registers across steps, so a layer costs
+one read of its synaptic input and one write of its spikes.
+
+The kernels are single-threaded and release the GIL; :func:`split_run` runs
+them over disjoint slices in a small thread pool. (numba's own parallel
+threading layers fight torch's OpenMP pool for the same cores: 10x slower.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from numba import njit
+
+_BLOCK = 2048
+
+
+@njit(inline="always")
+def _wrap32(x: int) -> int:
+    return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
+
+
+@njit(inline="always")
+def _trunc12(x: int) -> int:
+    # Lava: sign(x) * (|x| >> 12), a shift that rounds toward zero.
+    return x >> 12 if x >= 0 else -((-x) >> 12)
+
+
+@njit(cache=True, nogil=True)
+def lif_layer(
+    j_start: int,
+    j_stop: int,
+    a: np.ndarray,
+    delay: int,
+    per_sample: int,
+    i_mult: np.ndarray,
+    v_mult: np.ndarray,
+    bias_eff: np.ndarray,
+    vth_eff: np.ndarray,
+    reset: np.ndarray,
+    acc_wrap_bits: int,
+    weight_exp: int,
+    spikes: np.ndarray,
+    u_rec: np.ndarray,
+    v_rec: np.ndarray,
+    record: bool,
+) -> None:
+    """Run one layer of CUBA-LIF neurons over all steps.
+
+    Args:
+        j_start, j_stop: the slice of the B * N neuron columns this call computes.
+        a: (steps - delay, B * N) synaptic accumulator (float holding exact integers, or int);
+            row r is delivered at step r + delay, steps before ``delay`` get no input.
+        delay: 1 for a synapse (Lava's one-step synaptic latency), 0 for input into a neuron.
+        per_sample: N, neurons per sample; parameter arrays are indexed by ``j % N``.
+        i_mult, v_mult: (N,) int64, ``4096 - decay``.
+        bias_eff, vth_eff: (N,) int64, ``bias << 6`` and ``v_th_mant << 6``.
+        reset: (steps,) bool, zero u and v before this step (LIFReset).
+        acc_wrap_bits: wrap the accumulator to this many signed bits first (24 for conv, 0 = none).
+        weight_exp: dense accumulator shift (``<<`` if positive, arithmetic ``>>`` if negative).
+        spikes: (steps, B * N) bool output.
+        u_rec, v_rec: (steps, B * N) int32 outputs, written when ``record``.
+    """
+    steps = spikes.shape[0]
+    half = np.int64(1) << (acc_wrap_bits - 1) if acc_wrap_bits > 0 else np.int64(0)
+    mask = (np.int64(1) << acc_wrap_bits) - 1 if acc_wrap_bits > 0 else np.int64(0)
+    for j0 in range(j_start, j_stop, _BLOCK):
+        j1 = min(j_stop, j0 + _BLOCK)
+        width = j1 - j0
+        u = np.zeros(width, np.int64)
+        v = np.zeros(width, np.int64)
+        for k in range(steps):
+            if reset[k]:
+                u[:] = 0
+                v[:] = 0
+            for i in range(width):
+                j = j0 + i
+                n = j % per_sample
+                x = np.int64(a[k - delay, j]) if k >= delay else np.int64(0)
+                if acc_wrap_bits > 0:
+                    x = ((x + half) & mask) - half
+                if weight_exp > 0:
+                    x = x << weight_exp
+                elif weight_exp < 0:
+                    x = x >> (-weight_exp)
+                x = _wrap32(x)  # Lava's int32 port
+                u1 = _wrap32(_trunc12(u[i] * i_mult[n]) + _wrap32(x << 6))
+                if u1 > 8388608:
+                    u1 -= 16777216
+                elif u1 <= -8388608:
+                    u1 += 16777216
+                v1 = _wrap32(_trunc12(v[i] * v_mult[n]) + u1 + bias_eff[n])
+                if v1 > 8388607:
+                    v1 = 8388607
+                elif v1 < -8388607:
+                    v1 = -8388607
+                fired = v1 > vth_eff[n]
+                if fired:
+                    v1 = 0
+                u[i] = u1
+                v[i] = v1
+                spikes[k, j] = fired
+                if record:
+                    u_rec[k, j] = u1
+                    v_rec[k, j] = v1
+
+
+def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
+    """A scalar, per-channel or per-neuron parameter as a flat (N,) int64 array for ``shape``."""
+    arr = np.asarray(value, dtype=np.int64)
+    if arr.ndim == 1 and len(shape) == 3 and arr.shape[0] == shape[0]:
+        arr = arr.reshape(-1, 1, 1)
+    return np.ascontiguousarray(np.broadcast_to(arr, shape).reshape(-1))
+
+
+@njit(cache=True, nogil=True)
+def scatter_conv(
+    f_start: int,
+    f_stop: int,
+    s: np.ndarray,
+    w: np.ndarray,
+    stride_h: int,
+    stride_w: int,
+    pad_h: int,
+    pad_w: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    out: np.ndarray,
+) -> None:
+    """Event-driven convolution: every active input adds its kernel column to the outputs it reaches.
+
+    Equals ``torch.nn.functional.conv2d`` (cross-correlation) for binary input. Sums are
+    int32 and wrap modulo 2**32, so a later 24-bit wrap gives Lava's conv accumulator
+    exactly whatever the weights.
+
+    Args:
+        f_start, f_stop: the frames this call computes.
+        s: (F, C_in, H, W) bool spikes.
+        w: (C_in, kH, kW, C_out / groups) int32, the torch weight rearranged per input channel.
+        out: (F, C_out, H_out, W_out) int32, zero on entry; receives the sums.
+    """
+    _, c_in, height, width = s.shape
+    _, k_h, k_w, per_group_out = w.shape
+    h_out, w_out = out.shape[2], out.shape[3]
+    per_group_in = c_in // groups
+    for f in range(f_start, f_stop):
+        for c in range(c_in):
+            first_out = (c // per_group_in) * per_group_out
+            for y in range(height):
+                for x in range(width):
+                    if not s[f, c, y, x]:
+                        continue
+                    for ky in range(k_h):
+                        ty = y + pad_h - ky * dil_h
+                        if ty < 0 or ty % stride_h != 0:
+                            continue
+                        oy = ty // stride_h
+                        if oy >= h_out:
+                            continue
+                        for kx in range(k_w):
+                            tx = x + pad_w - kx * dil_w
+                            if tx < 0 or tx % stride_w != 0:
+                                continue
+                            ox = tx // stride_w
+                            if ox >= w_out:
+                                continue
+                            for j in range(per_group_out):
+                                out[f, first_out + j, oy, ox] += w[c, ky, kx, j]
+
+
+def scatter_weight(weight: npt.NDArray[np.integer], groups: int) -> npt.NDArray[np.int32]:
+    """Torch layout (C_out, C_in / g, kH, kW) -> (C_in, kH, kW, C_out / g) for :func:`scatter_conv`."""
+    c_out, per_group_in, k_h, k_w = weight.shape
+    per_group_out = c_out // groups
+    w = np.asarray(weight, dtype=np.int32).reshape(groups, per_group_out, per_group_in, k_h, k_w)
+    return np.ascontiguousarray(w.transpose(0, 2, 3, 4, 1).reshape(groups * per_group_in, k_h, k_w, per_group_out))
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def split_run(kernel: Callable[..., None], total: int, *args: object, min_chunk: int = 1) -> None:
+    """Run ``kernel(start, stop, *args)`` over [0, total) split across the CPU's threads."""
+    import torch  # the thread count follows torch's, so both use the same cores
+
+    workers = max(1, min(torch.get_num_threads(), os.cpu_count() or 1, total // max(min_chunk, 1)))
+    if workers <= 1:
+        kernel(0, total, *args)
+        return
+    global _POOL
+    if _POOL is None or _POOL._max_workers < workers:  # noqa: SLF001
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nmoco-sim")
+    bounds = [total * i // workers for i in range(workers + 1)]
+    futures = [_POOL.submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    for f in futures:
+        f.result()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from hw_targets.errors import DataError
 
@@ -59,12 +60,12 @@ def _atomic(path: Path, write: Any, suffix: str) -> None:
         raise
 
 
-def save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: NDArray[Any]) -> None:
     """Write one array as ``.npy``, atomically."""
     _atomic(path, lambda handle: np.save(handle, array, allow_pickle=False), ".npy")
 
 
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
+def save_npz(path: Path, **arrays: NDArray[Any]) -> None:
     """Write arrays as one uncompressed ``.npz`` (fast to load), atomically."""
     _atomic(path, lambda handle: np.savez(handle, **arrays), ".npz")
 

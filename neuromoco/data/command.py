@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Sized
 
 import numpy as np
+from numpy.typing import NDArray
 
 from hw_targets.errors import ConfigError, DataError
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _event_counts(cfg: Any, limit: int | None) -> np.ndarray:
+def _event_counts(cfg: Any, limit: int | None) -> NDArray[Any]:
     from neuromoco.data.registry import event_source
 
     counts: list[int] = []
@@ -84,6 +85,7 @@ def _draw(cfg: Any, info: Any, count: int, out: Path) -> Path:
     if not out.parent.is_dir():
         raise DataError(f"{out}: folder {out.parent} does not exist")
     dataset = build_dataset(cfg, "train")
+    assert isinstance(dataset, Sized)
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int))
     if info.name == "digits":
         cols = int(np.ceil(np.sqrt(len(picks))))

@@ -18,9 +18,10 @@ pure function of the inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,14 @@ class RawEvents:
         p: True for ON (brightness increase).
     """
 
-    sample: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    t: np.ndarray
-    p: np.ndarray
+    sample: NDArray[Any]
+    x: NDArray[Any]
+    y: NDArray[Any]
+    t: NDArray[Any]
+    p: NDArray[Any]
 
 
-def pixel_thresholds(params: DvsParams, shape: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def pixel_thresholds(params: DvsParams, shape: tuple[int, int], rng: np.random.Generator) -> tuple[NDArray[Any], NDArray[Any]]:
     """Draw one sensor's per-pixel ON and OFF thresholds.
 
     Args:
@@ -79,11 +80,11 @@ def pixel_thresholds(params: DvsParams, shape: tuple[int, int], rng: np.random.G
 
 
 def emulate(
-    log_frames: Iterator[np.ndarray],
-    times_us: np.ndarray,
-    c_on: np.ndarray,
-    c_off: np.ndarray,
-    ref_offset: np.ndarray,
+    log_frames: Iterator[NDArray[Any]],
+    times_us: NDArray[Any],
+    c_on: NDArray[Any],
+    c_off: NDArray[Any],
+    ref_offset: NDArray[Any],
     refractory_us: float,
 ) -> RawEvents:
     """Turn a sequence of log-intensity frames into events.
@@ -105,7 +106,7 @@ def emulate(
     prev = next(frames)  # (N, H, W)
     ref = prev + ref_offset
     ready = np.full(prev.shape, -np.inf)  # earliest time each pixel may fire again
-    chunks: list[tuple[np.ndarray, ...]] = []
+    chunks: list[tuple[NDArray[Any], ...]] = []
     for k in range(1, len(times_us)):
         cur = next(frames)
         t0, t1 = float(times_us[k - 1]), float(times_us[k])
@@ -145,7 +146,7 @@ def emulate(
 
 def background_noise(
     rate_hz: float, shape: tuple[int, int], duration_us: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Poisson background events of one sample.
 
     Args:

@@ -33,10 +33,13 @@ dataset index calls :func:`check_file` to skip such files with a warning.
 
 from __future__ import annotations
 
+from typing import Any
+
 import warnings
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 import tonic.io
 
 from hw_targets.errors import DataError, MissingDependencyError
@@ -53,7 +56,7 @@ _AEDAT2_EVENT_BYTES = 8
 _READ_ERRORS = (OSError, ValueError, IndexError, UnboundLocalError, AssertionError, NotImplementedError)
 
 
-def make_events(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray) -> np.ndarray:
+def make_events(x: NDArray[Any], y: NDArray[Any], t: NDArray[Any], p: NDArray[Any]) -> NDArray[Any]:
     """Build a structured event array (stable-sorted by ``t`` if it is not already).
 
     Args:
@@ -133,7 +136,7 @@ def check_file(path: Path) -> None:
         raise DataError(f"{path}: empty file")
 
 
-def read_events(path: Path) -> np.ndarray:
+def read_events(path: Path) -> NDArray[Any]:
     """Read any supported event file in the project's convention.
 
     Raises:
@@ -150,7 +153,7 @@ def read_events(path: Path) -> np.ndarray:
     return readers[file_format(path)](path)
 
 
-def read_atis_bin(path: Path) -> np.ndarray:
+def read_atis_bin(path: Path) -> NDArray[Any]:
     """N-MNIST / N-Caltech101 40-bit ATIS events through tonic (overflow markers removed).
 
     Raises:
@@ -166,7 +169,7 @@ def read_atis_bin(path: Path) -> np.ndarray:
     return make_events(events["x"], events["y"], events["t"], events["p"])
 
 
-def read_aedat2_dvs128(path: Path) -> np.ndarray:
+def read_aedat2_dvs128(path: Path) -> NDArray[Any]:
     """CIFAR10-DVS AEDAT 2.0 through tonic's readers and jAER's DVS128 address map.
 
     Raises:
@@ -215,7 +218,7 @@ def _aedat31_packets(path: Path, start: int, size: int) -> list[tuple[int, int, 
     return packets
 
 
-def read_aedat31_polarity(path: Path) -> np.ndarray:
+def read_aedat31_polarity(path: Path) -> NDArray[Any]:
     """DVS128 Gesture AEDAT 3.1: valid polarity events of every polarity packet.
 
     Raises:
@@ -227,7 +230,7 @@ def read_aedat31_polarity(path: Path) -> np.ndarray:
     size = path.stat().st_size
     packets = _aedat31_packets(path, start, size)
     data = np.fromfile(path, dtype=np.uint8)
-    columns: list[tuple[np.ndarray, np.ndarray]] = []
+    columns: list[tuple[NDArray[Any], NDArray[Any]]] = []
     for kind, event_size, overflow, capacity, offset in packets:
         if kind != _AEDAT3_POLARITY or event_size < 8:
             continue
@@ -243,7 +246,7 @@ def read_aedat31_polarity(path: Path) -> np.ndarray:
     return make_events((addr >> 17) & 0x7FFF, (addr >> 2) & 0x7FFF, t, ((addr >> 1) & 1) == 1)
 
 
-def read_gesture_labels(path: Path) -> np.ndarray:
+def read_gesture_labels(path: Path) -> NDArray[Any]:
     """A DVS128 Gesture ``_labels.csv``: ``class,startTime_usec,endTime_usec`` per gesture.
 
     Returns:
@@ -267,7 +270,7 @@ def read_gesture_labels(path: Path) -> np.ndarray:
     return table
 
 
-def read_gesture_npy(path: Path) -> np.ndarray:
+def read_gesture_npy(path: Path) -> NDArray[Any]:
     """tonic's re-exported DVS128 Gesture sample: an ``(N, 4)`` array of x, y, p, t (milliseconds).
 
     Raises:
@@ -283,7 +286,7 @@ def read_gesture_npy(path: Path) -> np.ndarray:
     return make_events(array[:, 0], array[:, 1], t_us, array[:, 2] > 0)
 
 
-def read_aedat4(path: Path) -> np.ndarray:
+def read_aedat4(path: Path) -> NDArray[Any]:
     """tonic's re-exported CIFAR10-DVS ``.aedat4`` (polarity stream), via tonic and ``aedat``.
 
     Raises:
@@ -304,7 +307,7 @@ def read_aedat4(path: Path) -> np.ndarray:
     return make_events(raw["x"], raw["y"], raw["t"].astype(np.int64), raw["on"] if "on" in raw.dtype.names else raw["p"])
 
 
-def clip_to_sensor(events: np.ndarray, width: int, height: int, path: Path | str) -> np.ndarray:
+def clip_to_sensor(events: NDArray[Any], width: int, height: int, path: Path | str) -> NDArray[Any]:
     """Drop events outside the sensor, warning with the file name and the count.
 
     Args:

@@ -9,11 +9,14 @@ and turned into float32 count or binary frames when read.
 
 from __future__ import annotations
 
+from typing import Any
+
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 import torch
 import tonic.transforms
 from torch.utils.data import Dataset
@@ -59,7 +62,7 @@ class FrameSpec:
                 "window_us": self.time_window_us, "size": self.size}
 
 
-def frame_events(events: np.ndarray, spec: FrameSpec) -> np.ndarray:
+def frame_events(events: NDArray[Any], spec: FrameSpec) -> NDArray[Any]:
     """Frames of one sample.
 
     Args:
@@ -91,7 +94,7 @@ def frame_events(events: np.ndarray, spec: FrameSpec) -> np.ndarray:
     return frames
 
 
-def to_float(frames: np.ndarray, frame_mode: str) -> torch.Tensor:
+def to_float(frames: NDArray[Any], frame_mode: str) -> torch.Tensor:
     """int16 counts to the model's float32 frames (``binary``: 1 where any event)."""
     if frame_mode == "binary":
         frames = np.minimum(frames, 1)
@@ -137,7 +140,7 @@ class FramedDataset(Dataset):  # type: ignore[type-arg]
             cache_folder.mkdir(parents=True, exist_ok=True)
         self.packed = packed and cache_folder is not None
         self.labels = np.array([source.label(i) for i in range(len(source))], dtype=np.int64)
-        self._frames: np.ndarray | None = None
+        self._frames: NDArray[Any] | None = None
         if self.packed:
             self._pack()
 
@@ -170,7 +173,7 @@ class FramedDataset(Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return len(self.source)
 
-    def raw_frames(self, index: int) -> np.ndarray:
+    def raw_frames(self, index: int) -> NDArray[Any]:
         """int16 counts ``(T, P, H, W)`` of sample ``index``, from the cache when there."""
         if self.packed:
             if self._frames is None:
@@ -182,7 +185,8 @@ class FramedDataset(Dataset):  # type: ignore[type-arg]
         path = self.cache_folder / f"{digest(self.source.sample_id(index))}.npy"
         if path.is_file():
             try:
-                return np.load(path, allow_pickle=False)
+                cached: NDArray[Any] = np.load(path, allow_pickle=False)
+                return cached
             except (OSError, ValueError):
                 warnings.warn(f"{path}: unreadable cached frames; framing the events again", stacklevel=2)
         frames = frame_events(self.source.events(index), self.spec)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -11,7 +14,7 @@ from torch.utils.data import Dataset
 class ImageDataset(Dataset):  # type: ignore[type-arg]
     """Grey images as tensors: item ``(image (1, H, W) float32 in [0, 1], label)``."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, size: tuple[int, int] | None) -> None:
+    def __init__(self, images: NDArray[Any], labels: NDArray[Any], size: tuple[int, int] | None) -> None:
         """Hold the images, resized once.
 
         Args:

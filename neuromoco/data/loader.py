@@ -34,7 +34,7 @@ class _EpochDataset(Dataset):  # type: ignore[type-arg]
         self.dataset = dataset
         self.augment = augment
         self.seed = seed
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()  # type: ignore[no-untyped-call]
 
     @property
     def epoch(self) -> int:

@@ -15,10 +15,13 @@ The result is cached under ``<cache>/ndigits/`` with a key holding
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from hw_targets.errors import DataError
 from neuromoco.data.cache import cache_dir, digest, save_npz
@@ -59,19 +62,19 @@ class EventSet:
         labels: ``(N,)`` int64.
     """
 
-    events: np.ndarray
-    offsets: np.ndarray
-    labels: np.ndarray
+    events: NDArray[Any]
+    offsets: NDArray[Any]
+    labels: NDArray[Any]
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def sample(self, index: int) -> np.ndarray:
+    def sample(self, index: int) -> NDArray[Any]:
         """Events of one sample (a view)."""
         return self.events[self.offsets[index] : self.offsets[index + 1]]
 
 
-def digit_images(count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def digit_images(count: int | None = None) -> tuple[NDArray[Any], NDArray[Any]]:
     """scikit-learn's handwritten digits.
 
     Args:
@@ -88,7 +91,7 @@ def digit_images(count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return images, bunch.target[:n].astype(np.int64)
 
 
-def upsampled_digits(images: np.ndarray) -> np.ndarray:
+def upsampled_digits(images: NDArray[Any]) -> NDArray[Any]:
     """Bicubic x2.5 upsampling with a contrast stretch, clipped to [0, 1].
 
     Args:
@@ -102,10 +105,11 @@ def upsampled_digits(images: np.ndarray) -> np.ndarray:
     big = zoom(images, (1, UPSAMPLE, UPSAMPLE), order=3, mode="grid-constant", grid_mode=True)
     # Stretch the contrast: the 8x8 block averages blur strokes into grey ramps; ink is
     # the upper part of the range (thinner, sharper strokes, like a printed digit).
-    return np.clip((big - INK_LOW) / (INK_HIGH - INK_LOW), 0.0, 1.0).astype(np.float32)
+    stretched: NDArray[Any] = np.clip((big - INK_LOW) / (INK_HIGH - INK_LOW), 0.0, 1.0).astype(np.float32)
+    return stretched
 
 
-def canvas_images(count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def canvas_images(count: int | None = None) -> tuple[NDArray[Any], NDArray[Any]]:
     """The static images behind ``ndigits``: each upsampled digit centred on the 34x34 sensor.
 
     Returns:
@@ -133,7 +137,7 @@ def saccade_offset(t_us: float) -> tuple[float, float]:
     return x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)
 
 
-def _render(padded: np.ndarray, pad: int, origin: tuple[float, float], shape: tuple[int, int]) -> np.ndarray:
+def _render(padded: NDArray[Any], pad: int, origin: tuple[float, float], shape: tuple[int, int]) -> NDArray[Any]:
     """Bilinear sample of digits placed with their top-left corner at ``origin`` (x, y).
 
     Args:
@@ -185,12 +189,12 @@ def generate(seed: int, count: int | None = None) -> EventSet:
     ref_offsets = np.stack([rng.uniform(-0.5, 0.5, shape) for rng in sample_rngs]).astype(np.float32) * c_on
     log_dark = np.float32(SENSOR.dark_level)
 
-    parts: list[np.ndarray] = []
+    parts: list[NDArray[Any]] = []
     for lo in range(0, len(labels), _BATCH):
         hi = min(lo + _BATCH, len(labels))
         batch = padded[lo:hi]
 
-        def frames(batch: np.ndarray = batch):  # type: ignore[no-untyped-def]
+        def frames(batch: NDArray[Any] = batch):  # type: ignore[no-untyped-def]
             for t in times:
                 dx, dy = saccade_offset(t)
                 intensity = _render(batch, pad, (start + dx, start + dy), shape)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
 from hw_targets.errors import ConfigError
 
 if TYPE_CHECKING:
     from neuromoco.data.config import DataConfig, DatasetInfo
+    from neuromoco.data.framing import FrameSpec
     from neuromoco.data.sources import EventSource
 
 BUILTIN = ("ndigits", "digits")
@@ -53,7 +55,7 @@ def _check_split(split: str) -> None:
 
 
 @lru_cache(maxsize=8)
-def _ndigits_split(seed: int, count: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _ndigits_split(seed: int, count: int | None) -> tuple[NDArray[Any], NDArray[Any]]:
     from neuromoco.data import ndigits
     from neuromoco.data.splits import stratified_split
 
@@ -61,7 +63,8 @@ def _ndigits_split(seed: int, count: int | None) -> tuple[np.ndarray, np.ndarray
     return stratified_split(labels, ndigits.TEST_FRACTION, seed)
 
 
-def _frame_spec(cfg: DataConfig, sensor_size: tuple[int, int, int]):  # type: ignore[no-untyped-def]
+def frame_spec(cfg: DataConfig, sensor_size: tuple[int, int, int]) -> FrameSpec:
+    """How ``cfg`` frames events of a sensor of ``sensor_size`` (W, H, P)."""
     from neuromoco.data.framing import FrameSpec
 
     return FrameSpec(tuple(int(s) for s in sensor_size), cfg.n_time_bins, cfg.time_window_us, cfg.size)  # type: ignore[arg-type]
@@ -117,7 +120,7 @@ def build_dataset(cfg: DataConfig, split: str) -> Dataset:  # type: ignore[type-
         indices = _ndigits_split(cfg.seed, cfg.ndigits_count)[SPLITS.index(split)]
         return ImageDataset(images[indices], labels[indices], cfg.size)
     source = event_source(cfg, split)
-    spec = _frame_spec(cfg, source.sensor_size)
+    spec = frame_spec(cfg, source.sensor_size)
     folder = None
     if name == "ndigits":
         if cfg.cache_frames:

@@ -14,9 +14,10 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 import tonic.datasets
 
 from hw_targets.errors import DataError
@@ -226,7 +227,7 @@ def _dvs_cifar10(root: Path, seed: int) -> DatasetIndex:
     if absent:
         warnings.warn(f"{folder}: DVS-CIFAR10 class folders missing: {', '.join(absent)}", stacklevel=3)
     sensor = tuple(tonic.datasets.CIFAR10DVS.sensor_size)
-    return _unsplit("dvs_cifar10", folder, list(_DVS_CIFAR10_CLASSES), ("*.aedat", "*.aedat4"), sensor, seed)  # type: ignore[arg-type]
+    return _unsplit("dvs_cifar10", folder, list(_DVS_CIFAR10_CLASSES), ("*.aedat", "*.aedat4"), sensor, seed)
 
 
 def _unsplit(name: str, folder: Path, classes: list[str], patterns: tuple[str, ...], sensor: tuple[int, int, int],
@@ -259,7 +260,7 @@ def _dvs_gesture(root: Path, seed: int) -> DatasetIndex:
     sensor = tuple(tonic.datasets.DVSGesture.sensor_size)
     original = _first_dir(root, ("", "DvsGesture", "DVSGesture", "dvs_gesture"), lambda p: any(p.glob("*_labels.csv")))
     if original is not None:
-        return _gesture_original(original, classes, sensor)  # type: ignore[arg-type]
+        return _gesture_original(original, classes, sensor)
     reexport = _first_dir(root, ("", "DVSGesture"), lambda p: (p / "ibmGestureTrain").is_dir())
     if reexport is None:
         raise missing("dvs_gesture", f"no *_labels.csv recordings and no ibmGestureTrain/ folder in {root}")
@@ -272,7 +273,7 @@ def _dvs_gesture(root: Path, seed: int) -> DatasetIndex:
         splits[split] = [SampleRef(p, int(p.stem), p.relative_to(reexport).as_posix()) for p in good if p.stem.isdigit()]
     if not splits["train"] and not splits["test"]:
         raise DataError(f"{reexport}: no readable DVS128 Gesture .npy file ({skipped} skipped as corrupt)")
-    return DatasetIndex("dvs_gesture", reexport, classes, sensor, tuple(splits["train"]), tuple(splits["test"]), skipped)  # type: ignore[arg-type]
+    return DatasetIndex("dvs_gesture", reexport, classes, sensor, tuple(splits["train"]), tuple(splits["test"]), skipped)
 
 
 def _gesture_original(folder: Path, classes: tuple[str, ...], sensor: tuple[int, int, int]) -> DatasetIndex:
@@ -364,7 +365,7 @@ class EventSource:
         """Stable id of sample ``index`` (cache file names)."""
         raise NotImplementedError
 
-    def events(self, index: int) -> np.ndarray:
+    def events(self, index: int) -> NDArray[Any]:
         """Events of sample ``index``, the project's convention, sorted by time."""
         raise NotImplementedError
 
@@ -391,13 +392,13 @@ class FileSource(EventSource):
     def sample_id(self, index: int) -> str:
         return self.refs[index].sample_id
 
-    def events(self, index: int) -> np.ndarray:
+    def events(self, index: int) -> NDArray[Any]:
         ref = self.refs[index]
         events = read_events(ref.path) if ref.window_us is None else _gesture_window(ref)
         return clip_to_sensor(events, self.sensor_size[0], self.sensor_size[1], ref.path)
 
 
-def _gesture_window(ref: SampleRef) -> np.ndarray:
+def _gesture_window(ref: SampleRef) -> NDArray[Any]:
     """One gesture of a recording, from the cache; the first request cuts all of the recording's gestures.
 
     Reading a 50-70 MB recording for each of its ~12 gestures would make the first
@@ -407,7 +408,8 @@ def _gesture_window(ref: SampleRef) -> np.ndarray:
     folder = cache_dir("dvs_gesture", digest(str(ref.path.resolve()), stat.st_size, stat.st_mtime_ns))
     target = folder / f"{ref.window_index}.npy"
     if target.is_file():
-        return np.load(target, allow_pickle=False)
+        cached: NDArray[Any] = np.load(target, allow_pickle=False)
+        return cached
     events = read_events(ref.path)
     table = read_gesture_labels(ref.path.with_name(ref.path.stem + "_labels.csv"))
     wanted = None
@@ -426,10 +428,10 @@ class ArraySource(EventSource):
 
     def __init__(
         self,
-        events: np.ndarray,
-        offsets: np.ndarray,
-        labels: np.ndarray,
-        indices: np.ndarray,
+        events: NDArray[Any],
+        offsets: NDArray[Any],
+        labels: NDArray[Any],
+        indices: NDArray[Any],
         sensor_size: tuple[int, int, int],
         prefix: str,
     ) -> None:
@@ -459,6 +461,6 @@ class ArraySource(EventSource):
     def sample_id(self, index: int) -> str:
         return f"{self.prefix}/{int(self.indices[index])}"
 
-    def events(self, index: int) -> np.ndarray:
+    def events(self, index: int) -> NDArray[Any]:
         i = int(self.indices[index])
         return self._events[self._offsets[i] : self._offsets[i + 1]]

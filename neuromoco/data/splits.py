@@ -9,11 +9,14 @@ same file copied to another machine.
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import warnings
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from neuromoco.data.cache import cache_dir, save_json
 
@@ -22,7 +25,7 @@ _SPLIT_STREAM = 7
 SPLIT_FORMAT = 1
 
 
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: NDArray[Any], test_fraction: float, seed: int) -> tuple[NDArray[Any], NDArray[Any]]:
     """Hold out ``test_fraction`` of every class, at random under ``seed``.
 
     A class with at least two samples keeps at least one on each side.
@@ -36,8 +39,8 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
         ``(train, test)`` sorted int64 indices into ``labels``.
     """
     rng = np.random.default_rng([seed, _SPLIT_STREAM])
-    train: list[np.ndarray] = []
-    test: list[np.ndarray] = []
+    train: list[NDArray[Any]] = []
+    test: list[NDArray[Any]] = []
     for cls in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == cls))
         n_test = int(np.floor(len(members) * test_fraction + 0.5))
@@ -49,8 +52,8 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
 
 
 def cached_split(
-    name: str, key: str, ids: list[str], labels: np.ndarray, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+    name: str, key: str, ids: list[str], labels: NDArray[Any], test_fraction: float, seed: int
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """:func:`stratified_split`, read from or written to ``<cache>/splits/<name>-<key>.json``.
 
     A cached split is used when it lists exactly ``ids``; otherwise (files were added

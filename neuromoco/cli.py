@@ -76,9 +76,29 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from neuromoco.demo import run_demo
+    """Deployment check on what the repository makes itself: a small conv network, native vs Lava."""
+    import numpy as np
 
-    return run_demo(Path(args.out))
+    from export.examples import random_spikes, small_conv_network
+    from export.netx import write_netx
+    from sims.verify import compare_backends
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = small_conv_network(seed=0)
+    path = write_netx(net, out / "demo_conv.net")
+    print(f"wrote {path}: {len(net.layers)} layers, input {net.input_shape}")
+    for i, layer in enumerate(net.layers):
+        print(f"  {net.describe(i)} -> {layer.out_shape}")
+    spikes = random_spikes(1, (args.samples, 16, *net.input_shape), 0.1)
+    np.save(out / "demo_input.npy", spikes)
+    print(f"simulating {args.samples} samples x 16 input steps natively, {args.lava_samples} in Lava (fixed_pt) ...")
+    comparison, native = compare_backends(path, net, spikes, args.lava_samples)
+    native.to_npz(out / "demo_native.npz")
+    print(comparison.verdict())
+    print(f"native: {comparison.native_rate:,.0f} sample-steps/s; Lava: {comparison.lava_rate:,.1f} steps/s "
+          f"(build {comparison.lava_build_s:.1f} s excluded); speed ratio {comparison.speedup:,.0f}x")
+    return 0 if comparison.equal else 1
 
 
 def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
@@ -98,6 +118,8 @@ def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole chain on the built-in data")
     p.add_argument("--out", default="runs/demo", help="output folder")
+    p.add_argument("--samples", type=_positive_int, default=64, help="samples simulated natively")
+    p.add_argument("--lava-samples", type=_positive_int, default=2, help="samples also run in Lava")
     p.set_defaults(func=_cmd_demo)
 
     for module in plugged:

@@ -182,7 +182,7 @@ def _seeded_split(name: str, folder: Path, refs: list[SampleRef], seed: int) -> 
 
 def _nmnist(root: Path, seed: int) -> DatasetIndex:
     has_splits = lambda p: (p / "Train").is_dir() and (p / "Test").is_dir()  # noqa: E731
-    folder = _first_dir(root, ("", "NMNIST", "N-MNIST"), has_splits)
+    folder = _first_dir(root, ("", "NMNIST", "N-MNIST", "nmnist"), has_splits)
     if folder is None:
         raise missing("nmnist", f"no Train/ and Test/ folders in {root}")
     digits = [str(d) for d in range(10)]
@@ -206,7 +206,10 @@ def _class_dirs(folder: Path, pattern: str) -> list[str]:
 
 def _ncaltech101(root: Path, seed: int) -> DatasetIndex:
     folder = _first_dir(
-        root, ("", "Caltech101", "NCALTECH101/Caltech101", "N-Caltech101/Caltech101"), lambda p: bool(_class_dirs(p, "*.bin"))
+        root,
+        # The root itself last: any folder of folders with .bin files would pass as class folders.
+        ("Caltech101", "NCALTECH101/Caltech101", "N-Caltech101/Caltech101", "ncaltech101/Caltech101", "ncaltech101", ""),
+        lambda p: bool(_class_dirs(p, "*.bin")),
     )
     if folder is None:
         raise missing("ncaltech101", f"no class folders of .bin files in {root}")
@@ -258,10 +261,12 @@ def _gesture_split_lists(folder: Path) -> dict[str, set[str]] | None:
 def _dvs_gesture(root: Path, seed: int) -> DatasetIndex:
     classes = tuple(tonic.datasets.DVSGesture.classes)
     sensor = tuple(tonic.datasets.DVSGesture.sensor_size)
-    original = _first_dir(root, ("", "DvsGesture", "DVSGesture", "dvs_gesture"), lambda p: any(p.glob("*_labels.csv")))
+    original = _first_dir(
+        root, ("", "DvsGesture", "DVSGesture", "dvs_gesture", "dvsgesture"), lambda p: any(p.glob("*_labels.csv"))
+    )
     if original is not None:
         return _gesture_original(original, classes, sensor)
-    reexport = _first_dir(root, ("", "DVSGesture"), lambda p: (p / "ibmGestureTrain").is_dir())
+    reexport = _first_dir(root, ("", "DVSGesture", "dvsgesture"), lambda p: (p / "ibmGestureTrain").is_dir())
     if reexport is None:
         raise missing("dvs_gesture", f"no *_labels.csv recordings and no ibmGestureTrain/ folder in {root}")
     splits: dict[str, list[SampleRef]] = {}

@@ -183,3 +183,18 @@ def test_clip_to_sensor_warns_with_the_file_name() -> None:
     with pytest.warns(UserWarning, match="rec.bin: dropped 1 of 3"):
         kept = clip_to_sensor(events, 34, 34, "rec.bin")
     assert len(kept) == 2
+
+
+def test_aedat4_reexport_names_its_missing_package(tmp_path: Path) -> None:
+    import importlib.util
+
+    from hw_targets.errors import MissingDependencyError
+
+    if importlib.util.find_spec("aedat") is not None:
+        pytest.skip("the 'aedat' package is installed")
+    path = tmp_path / "cat" / "cifar10_cat_0.aedat4"
+    path.parent.mkdir()
+    path.write_bytes(b"#!AER-DAT4.0\r\n")
+    check_file(path)  # only the decoder can check an AEDAT4 file
+    with pytest.raises(MissingDependencyError, match=r"cifar10_cat_0.aedat4.*pip install aedat"):
+        read_events(path)

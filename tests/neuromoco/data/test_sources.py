@@ -150,3 +150,23 @@ def test_names_and_splits() -> None:
         DataConfig(name="mnist")
     with pytest.raises(ConfigError, match="split='val'"):
         build_dataset(DataConfig(), "val")
+
+
+def test_dataset_folder_found_one_level_down(real_events: Path) -> None:
+    info = dataset_info(DataConfig(name="nmnist", data_root=str(real_events)))
+    assert info.data_root == str((real_events / "nmnist").resolve()) and info.train_size == 10
+    info = dataset_info(DataConfig(name="ncaltech101", data_root=str(real_events)))
+    assert info.class_names == ("airplanes",)
+
+
+def test_gesture_tonic_reexport(tmp_path: Path) -> None:
+    for split, user, label in (("ibmGestureTrain", "user01_led", 0), ("ibmGestureTrain", "user01_led", 7),
+                               ("ibmGestureTest", "user24_natural", 3)):
+        folder = tmp_path / "DVSGesture" / split / user
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"{label}.npy", np.array([[1, 2, 1, 0.0], [5, 6, 0, 20.0], [9, 9, 1, 40.0]]))
+    cfg = DataConfig(name="dvs_gesture", data_root=str(tmp_path), n_time_bins=2)
+    info = dataset_info(cfg)
+    assert (info.train_size, info.test_size) == (2, 1)
+    frames, label = build_dataset(cfg, "test")[0]
+    assert label == 3 and frames.shape == (2, 2, 128, 128) and frames.sum() >= 2

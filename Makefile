@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all bench venv clean
+.PHONY: demo test test-all typecheck bench venv clean
 
 $(STAMP): pyproject.toml tools/install.sh
 	bash tools/install.sh
@@ -15,8 +15,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/nmoco demo
 
+# mypy --strict over hw_targets/, export/, sims/ (configured in pyproject.toml).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
 # The default suite skips tests marked `slow`; `make test-all` runs everything.
-test: $(STAMP)
+test: $(STAMP) typecheck
 	$(VENV)/bin/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 test-all: $(STAMP)

@@ -7,12 +7,13 @@ activity, built so every layer kind and parameter form is exercised.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, conv_output_hw
 
 
 def _neuron(rng: np.random.Generator, channels: int, per_channel: bool, vth: int | None = None) -> CubaNeuron:
-    def draw(lo: int, hi: int) -> np.ndarray:
+    def draw(lo: int, hi: int) -> npt.NDArray[np.int32]:
         return rng.integers(lo, hi + 1, size=channels if per_channel else ()).astype(np.int32)
 
     return CubaNeuron(
@@ -22,7 +23,7 @@ def _neuron(rng: np.random.Generator, channels: int, per_channel: bool, vth: int
     )
 
 
-def dense_weight(rng: np.random.Generator, n_out: int, n_in: int, lo: int = -256, hi: int = 254) -> np.ndarray:
+def dense_weight(rng: np.random.Generator, n_out: int, n_in: int, lo: int = -256, hi: int = 254) -> npt.NDArray[np.int32]:
     """Mixed-sign integer weights with at least one positive entry (netx needs max > 0)."""
     w = rng.integers(lo, hi + 1, size=(n_out, n_in)).astype(np.int32)
     if w.max() <= 0:
@@ -113,6 +114,6 @@ def dense_network(seed: int = 0, sizes: tuple[int, ...] = (784, 128, 64, 10)) ->
     return Network(tuple(layers), (sizes[0],))
 
 
-def random_spikes(seed: int, shape: tuple[int, ...], rate: float) -> np.ndarray:
+def random_spikes(seed: int, shape: tuple[int, ...], rate: float) -> npt.NDArray[np.bool_]:
     """Bernoulli spike frames of the given shape (bool)."""
     return np.random.default_rng(seed).random(shape) < rate

@@ -23,6 +23,8 @@ from hw_targets.errors import IRError
 IR_FORMAT_VERSION = 1
 
 IntArray = npt.NDArray[np.int32]
+#: What neuron parameters accept: a scalar or an array; stored as int32 arrays.
+IntParam = Union[IntArray, np.integer[Any], int]
 Scalar = Union[int, float, bool, str]
 
 
@@ -86,9 +88,9 @@ class CubaNeuron:
             loses nothing.
     """
 
-    i_decay: IntArray
-    v_decay: IntArray
-    v_th_mant: IntArray
+    i_decay: IntParam
+    v_decay: IntParam
+    v_th_mant: IntParam
     kind: str = "CUBA"
     extras: tuple[tuple[str, Scalar], ...] = ()
 
@@ -385,9 +387,10 @@ class Network:
 # ----------------------------------------------------------------------------- dict serializer
 
 
-def _arr_to_dict(arr: IntArray | None) -> Any:
+def _arr_to_dict(arr: IntParam | None) -> Any:
     if arr is None:
         return None
+    arr = np.asarray(arr)
     return {"shape": list(arr.shape), "data": np.asarray(arr).reshape(-1).tolist()}
 
 

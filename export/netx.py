@@ -20,6 +20,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 
 from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, IntArray, Layer, Network, Scalar, check_layer
 from hw_targets import constants as C
@@ -77,7 +78,7 @@ def _decode_type(ds: Any, ctx: _Ctx, field: str) -> str:
     raise ctx.err(field, f"must be an ASCII string, got {type(value).__name__}")
 
 
-def _read_array(group: h5py.Group, key: str, ctx: _Ctx, required: bool = True) -> np.ndarray | None:
+def _read_array(group: h5py.Group, key: str, ctx: _Ctx, required: bool = True) -> npt.NDArray[Any] | None:
     if key not in group:
         if required:
             raise ctx.err(key, "is missing")
@@ -98,7 +99,7 @@ def _read_array(group: h5py.Group, key: str, ctx: _Ctx, required: bool = True) -
     return arr
 
 
-def _to_int(arr: np.ndarray, ctx: _Ctx, key: str, truncate: bool = False) -> IntArray:
+def _to_int(arr: npt.NDArray[Any], ctx: _Ctx, key: str, truncate: bool = False) -> IntArray:
     """Integer view of a numeric array; netx truncates floats toward zero for copy keys."""
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(arr == np.trunc(arr)):

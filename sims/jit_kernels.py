@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Any, Callable
 
 from numba import njit
 
@@ -40,19 +40,19 @@ def _trunc12(x: int) -> int:
 def lif_layer(
     j_start: int,
     j_stop: int,
-    a: np.ndarray,
+    a: npt.NDArray[Any],
     delay: int,
     per_sample: int,
-    i_mult: np.ndarray,
-    v_mult: np.ndarray,
-    bias_eff: np.ndarray,
-    vth_eff: np.ndarray,
-    reset: np.ndarray,
+    i_mult: npt.NDArray[Any],
+    v_mult: npt.NDArray[Any],
+    bias_eff: npt.NDArray[Any],
+    vth_eff: npt.NDArray[Any],
+    reset: npt.NDArray[Any],
     acc_wrap_bits: int,
     weight_exp: int,
-    spikes: np.ndarray,
-    u_rec: np.ndarray,
-    v_rec: np.ndarray,
+    spikes: npt.NDArray[Any],
+    u_rec: npt.NDArray[Any],
+    v_rec: npt.NDArray[Any],
     record: bool,
 ) -> None:
     """Run one layer of CUBA-LIF neurons over all steps.
@@ -72,8 +72,8 @@ def lif_layer(
         u_rec, v_rec: (steps, B * N) int32 outputs, written when ``record``.
     """
     steps = spikes.shape[0]
-    half = np.int64(1) << (acc_wrap_bits - 1) if acc_wrap_bits > 0 else np.int64(0)
-    mask = (np.int64(1) << acc_wrap_bits) - 1 if acc_wrap_bits > 0 else np.int64(0)
+    half = (1 << (acc_wrap_bits - 1)) if acc_wrap_bits > 0 else 0
+    mask = ((1 << acc_wrap_bits) - 1) if acc_wrap_bits > 0 else 0
     for j0 in range(j_start, j_stop, _BLOCK):
         j1 = min(j_stop, j0 + _BLOCK)
         width = j1 - j0
@@ -86,7 +86,7 @@ def lif_layer(
             for i in range(width):
                 j = j0 + i
                 n = j % per_sample
-                x = np.int64(a[k - delay, j]) if k >= delay else np.int64(0)
+                x = int(a[k - delay, j]) if k >= delay else 0
                 if acc_wrap_bits > 0:
                     x = ((x + half) & mask) - half
                 if weight_exp > 0:
@@ -94,12 +94,12 @@ def lif_layer(
                 elif weight_exp < 0:
                     x = x >> (-weight_exp)
                 x = _wrap32(x)  # Lava's int32 port
-                u1 = _wrap32(_trunc12(u[i] * i_mult[n]) + _wrap32(x << 6))
+                u1 = _wrap32(_trunc12(int(u[i] * i_mult[n])) + _wrap32(x << 6))
                 if u1 > 8388608:
                     u1 -= 16777216
                 elif u1 <= -8388608:
                     u1 += 16777216
-                v1 = _wrap32(_trunc12(v[i] * v_mult[n]) + u1 + bias_eff[n])
+                v1 = _wrap32(_trunc12(int(v[i] * v_mult[n])) + u1 + int(bias_eff[n]))
                 if v1 > 8388607:
                     v1 = 8388607
                 elif v1 < -8388607:
@@ -127,8 +127,8 @@ def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np
 def scatter_conv(
     f_start: int,
     f_stop: int,
-    s: np.ndarray,
-    w: np.ndarray,
+    s: npt.NDArray[Any],
+    w: npt.NDArray[Any],
     stride_h: int,
     stride_w: int,
     pad_h: int,
@@ -136,7 +136,7 @@ def scatter_conv(
     dil_h: int,
     dil_w: int,
     groups: int,
-    out: np.ndarray,
+    out: npt.NDArray[Any],
 ) -> None:
     """Event-driven convolution: every active input adds its kernel column to the outputs it reaches.
 
@@ -179,7 +179,7 @@ def scatter_conv(
                                 out[f, first_out + j, oy, ox] += w[c, ky, kx, j]
 
 
-def scatter_weight(weight: npt.NDArray[np.integer], groups: int) -> npt.NDArray[np.int32]:
+def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDArray[np.int32]:
     """Torch layout (C_out, C_in / g, kH, kW) -> (C_in, kH, kW, C_out / g) for :func:`scatter_conv`."""
     c_out, per_group_in, k_h, k_w = weight.shape
     per_group_out = c_out // groups

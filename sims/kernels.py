@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -115,7 +116,7 @@ class DenseSynapse:
     exact: bool  # True when a == weight @ s for every input
 
 
-def netx_dense_synapse(weight: npt.NDArray[np.integer]) -> DenseSynapse:
+def netx_dense_synapse(weight: npt.NDArray[np.integer[Any]]) -> DenseSynapse:
     """Reproduce netx ``optimize_weight_bits`` and Lava's first-step clip and truncation.
 
     Sources: lava-dl 0.6 ``netx/utils.py`` (optimize_weight_bits), Lava 0.10

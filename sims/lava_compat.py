@@ -40,16 +40,16 @@ class _HashableByteEncoderLoader(importlib.abc.Loader):
 
         def patched(cls: Any = None, /, **kwargs: Any) -> Any:
             def wrap(c: type) -> type:
-                made = original(c, **kwargs)
+                made: type = original(c, **kwargs)
                 # The one class Lava uses as a default value: make it hashable
                 # (by identity) so 3.11's mutable-default check accepts it.
                 if made.__name__ == "ByteEncoder" and made.__hash__ is None:
-                    made.__hash__ = object.__hash__  # type: ignore[assignment]
+                    made.__hash__ = object.__hash__
                 return made
 
             return wrap if cls is None else wrap(cls)
 
-        dataclasses.dataclass = patched  # type: ignore[assignment]
+        dataclasses.dataclass = patched
         try:
             self._wrapped.exec_module(module)
         finally:
@@ -65,7 +65,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return None
-        spec.loader = _HashableByteEncoderLoader(spec.loader)  # type: ignore[arg-type]
+        spec.loader = _HashableByteEncoderLoader(spec.loader)
         return spec
 
 
@@ -101,7 +101,7 @@ def import_netx() -> ModuleType:
             f"Lava is not importable ({exc}); install it with `make .venv` "
             "(lava-nc 0.10.0 and lava-dl 0.6.0, see tools/install_lava.sh)"
         ) from None
-    return netx
+    return netx  # type: ignore[no-any-return]
 
 
 def lava_available() -> bool:

@@ -303,13 +303,18 @@ def simulate(
         layer_names=[l.name for l in net.layers],
         spikes=[np.concatenate([p.spikes[i] for p in parts]) for i in range(len(net.layers))],
         synops=np.zeros((batch, len(net.layers)), np.int64),
-        u=[None if parts[0].u[i] is None else np.concatenate([p.u[i] for p in parts]) for i in range(len(net.layers))],  # type: ignore[misc]
-        v=[None if parts[0].v[i] is None else np.concatenate([p.v[i] for p in parts]) for i in range(len(net.layers))],  # type: ignore[misc]
+        u=[_cat([p.u[i] for p in parts]) for i in range(len(net.layers))],
+        v=[_cat([p.v[i] for p in parts]) for i in range(len(net.layers))],
         backend="native",
     )
     result.synops = synaptic_ops(net, x_np != 0, result.spikes)
     result.wall_s = time.perf_counter() - t0
     return result
+
+
+def _cat(parts: list[npt.NDArray[np.int32] | None]) -> npt.NDArray[np.int32] | None:
+    arrays = [p for p in parts if p is not None]
+    return np.concatenate(arrays) if arrays else None
 
 
 def _simulate_chunk(

@@ -6,6 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +43,8 @@ class SimResult:
     @property
     def layer_spike_counts(self) -> npt.NDArray[np.int64]:
         """(B, n_layers) total spikes per layer and sample."""
-        return np.stack([s.reshape(s.shape[0], -1).sum(axis=1) for s in self.spikes], axis=1).astype(np.int64)
+        counts = np.stack([s.reshape(s.shape[0], -1).sum(axis=1) for s in self.spikes], axis=1)
+        return np.asarray(counts, dtype=np.int64)
 
     def to_npz(self, path: str | os.PathLike[str], extra: dict[str, npt.NDArray[np.generic]] | None = None) -> Path:
         """Write the DESIGN.md result file atomically."""
@@ -61,7 +63,7 @@ class SimResult:
         fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".npz", dir=out.parent)
         os.close(fd)
         try:
-            np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+            np.savez_compressed(tmp, **arrays)
             os.replace(tmp, out)
         except OSError as exc:
             raise SimulationError(f"{out}: cannot write ({exc})") from None
@@ -75,6 +77,7 @@ def first_difference(a: SimResult, b: SimResult, states: bool = False) -> str | 
     """Describe the first layer and step where two results differ, or None if equal."""
     if a.layer_names != b.layer_names:
         return f"layer names differ: {a.layer_names} vs {b.layer_names}"
+    pairs: list[tuple[str, Sequence[npt.NDArray[Any] | None], Sequence[npt.NDArray[Any] | None]]]
     pairs = [("spikes", a.spikes, b.spikes)]
     if states:
         pairs += [("u", a.u, b.u), ("v", a.v, b.v)]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import shared_file
+from shared_data import shared_file
 from export.examples import pilotnet_shaped_network, small_conv_network
 from export.ir import Dense, Network, networks_equal
 from export.netx import read_netx, write_netx

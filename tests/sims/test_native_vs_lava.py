@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import shared_file
+from shared_data import shared_file
 from export.examples import small_conv_network, random_spikes
 from export.netx import read_netx, write_netx
 from netgen import KINDS, random_case

@@ -41,6 +41,7 @@ class FrameAugment:
         """
         self.cfg = cfg
         self.flip_prob = flip_prob
+        self._grids: dict[tuple[int, int, torch.dtype], torch.Tensor] = {}
 
     def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment one sample.
@@ -69,7 +70,9 @@ class FrameAugment:
             out[:, :, top : top + box_h, left : left + box_w] = 0
         if u[15] < cfg.drop_event_prob:
             keep = 1.0 - cfg.drop_event_max * (1.0 - u[16])  # removed fraction in (0, max]
-            out = torch.binomial(out, torch.full_like(out, keep), generator=generator)
+            events = out > 0  # frames are sparse: thin only the bins that hold events
+            counts = out[events]
+            out[events] = torch.binomial(counts, torch.full_like(counts, keep), generator=generator)
         if polarities == 2 and u[17] < cfg.polarity_swap_prob:
             out = out.flip(1)  # (T, [OFF, ON] -> [ON, OFF], H, W)
         return out
@@ -98,17 +101,29 @@ class FrameAugment:
         # the rotation in pixel units (so non-square frames rotate without shearing).
         cos, sin = math.cos(angle), math.sin(angle)
         half_w, half_h = width / 2.0, height / 2.0
-        a = torch.tensor(
-            [[cos, sin * half_h / half_w], [-sin * half_w / half_h, cos]], dtype=torch.float64
-        )  # D^-1 R(-angle) D
-        sfa = torch.diag(torch.tensor([crop_w * flip, crop_h], dtype=torch.float64)) @ a
-        t = torch.tensor([shift_x / half_w, shift_y / half_h], dtype=torch.float64)
-        offset = torch.tensor([centre_x, centre_y], dtype=torch.float64) - sfa @ t
-        theta = torch.cat([sfa, offset[:, None]], dim=1)[None].to(frames.dtype)  # (1, 2, 3)
+        a = ((cos, sin * half_h / half_w), (-sin * half_w / half_h, cos))  # D^-1 R(-angle) D
+        scale = (crop_w * flip, crop_h)
+        sfa = [[scale[r] * a[r][0], scale[r] * a[r][1]] for r in range(2)]
+        t = (shift_x / half_w, shift_y / half_h)
+        centre = (centre_x, centre_y)
+        theta = torch.tensor(
+            [[sfa[r][0], sfa[r][1], centre[r] - sfa[r][0] * t[0] - sfa[r][1] * t[1]] for r in range(2)],
+            dtype=frames.dtype,
+        )  # (2, 3)
+        grid = (self._base_grid(height, width, frames.dtype) @ theta.T).reshape(1, height, width, 2)
         flat = frames.reshape(1, steps * polarities, height, width)
-        grid = F.affine_grid(theta, [1, steps * polarities, height, width], align_corners=False)
         warped = F.grid_sample(flat, grid, mode="nearest", padding_mode="zeros", align_corners=False)
         return warped.reshape(steps, polarities, height, width)
+
+    def _base_grid(self, height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
+        """``(H*W, 3)`` pixel centres ``(x, y, 1)`` in normalised coordinates (what ``affine_grid`` uses), cached."""
+        key = (height, width, dtype)
+        if key not in self._grids:
+            ys = (torch.arange(height, dtype=torch.float64) * 2 + 1) / height - 1
+            xs = (torch.arange(width, dtype=torch.float64) * 2 + 1) / width - 1
+            y, x = torch.meshgrid(ys, xs, indexing="ij")
+            self._grids[key] = torch.stack([x, y, torch.ones_like(x)], dim=-1).reshape(-1, 3).to(dtype)
+        return self._grids[key]
 
 
 def make_augment(cfg: AugmentConfig, info: DatasetInfo | None = None) -> Augment:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +20,8 @@ import torch
 import tonic.transforms
 from torch.utils.data import Dataset
 
-from hw_targets.errors import DataError
-from neuromoco.data.cache import digest, save_npy
 from neuromoco.data.sources import EventSource
+from neuromoco.data.store import FrameStore
 
 #: Bump when framing changes what a cached frame holds.
 FRAMING_VERSION = 1
@@ -104,15 +102,11 @@ def to_float(frames: NDArray[Any], frame_mode: str) -> torch.Tensor:
 class FramedDataset(Dataset):  # type: ignore[type-arg]
     """A split of an event dataset as frames: item ``(frames (T, 2, H, W) float32, label)``.
 
-    Two cache layouts, both under the folder given:
-
-    - ``packed``: every sample's frames in one ``frames.npy`` (N, T, P, H, W), made
-      when the dataset is built and memory-mapped (small datasets such as ``ndigits``).
-    - lazy: one ``<sample-id-hash>.npy`` per sample, written the first time the sample
-      is read (by whichever DataLoader worker reads it), so epoch one frames the
-      events in parallel and later epochs read no events.
-
-    With ``cache_folder=None`` nothing is cached and every read frames the events.
+    Frames are cached in a :class:`FrameStore` under the folder given: written the
+    first time a sample is read (by whichever DataLoader worker reads it, so epoch
+    one frames in parallel), or all at once when the dataset is built (``eager``,
+    for small datasets such as ``ndigits``). Later reads take no events. With
+    ``cache_folder=None`` nothing is cached and every read frames the events.
     """
 
     def __init__(
@@ -121,7 +115,7 @@ class FramedDataset(Dataset):  # type: ignore[type-arg]
         spec: FrameSpec,
         frame_mode: str,
         cache_folder: Path | None,
-        packed: bool = False,
+        eager: bool = False,
     ) -> None:
         """Wrap an event source.
 
@@ -129,68 +123,37 @@ class FramedDataset(Dataset):  # type: ignore[type-arg]
             source: Events and labels of one split.
             spec: Framing.
             frame_mode: ``count`` or ``binary``.
-            cache_folder: Where frames are cached (keyed by the caller), or None.
-            packed: Frame everything now into one file (see the class docstring).
+            cache_folder: Where frames are cached; the caller's key must cover the
+                source's samples and ``spec``. None: no cache.
+            eager: Frame every sample not yet cached now.
+
+        Raises:
+            DataError: A cache file of another layout is in the way.
         """
         self.source = source
         self.spec = spec
         self.frame_mode = frame_mode
-        self.cache_folder = cache_folder
+        self.labels = np.array([source.label(i) for i in range(len(source))], dtype=np.int64)
+        self.store: FrameStore | None = None
         if cache_folder is not None:
             cache_folder.mkdir(parents=True, exist_ok=True)
-        self.packed = packed and cache_folder is not None
-        self.labels = np.array([source.label(i) for i in range(len(source))], dtype=np.int64)
-        self._frames: NDArray[Any] | None = None
-        if self.packed:
-            self._pack()
-
-    @property
-    def _packed_path(self) -> Path:
-        assert self.cache_folder is not None
-        return self.cache_folder / "frames.npy"
-
-    def _pack(self) -> None:
-        path = self._packed_path
-        if not path.is_file():
-            frames = np.zeros((len(self.source), *self.spec.shape), dtype=np.int16)  # (N, T, P, H, W)
-            for i in range(len(self.source)):
-                frames[i] = frame_events(self.source.events(i), self.spec)
-            save_npy(path, frames)
-        self._open()
-
-    def _open(self) -> None:
-        frames = np.load(self._packed_path, mmap_mode="r", allow_pickle=False)
-        if frames.shape != (len(self.source), *self.spec.shape):
-            raise DataError(f"{self._packed_path}: cached frames have shape {frames.shape}, expected "
-                            f"{(len(self.source), *self.spec.shape)}; delete the file to rebuild it")
-        self._frames = frames
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
-        state["_frames"] = None  # workers re-open the memory map instead of pickling it
-        return state
+            self.store = FrameStore(cache_folder / "frames.bin", len(source), spec.shape)
+            if eager and self.store.filled() < len(source):
+                for i in range(len(source)):
+                    self.raw_frames(i)
 
     def __len__(self) -> int:
         return len(self.source)
 
     def raw_frames(self, index: int) -> NDArray[Any]:
         """int16 counts ``(T, P, H, W)`` of sample ``index``, from the cache when there."""
-        if self.packed:
-            if self._frames is None:
-                self._open()
-            assert self._frames is not None
-            return np.asarray(self._frames[index])
-        if self.cache_folder is None:
-            return frame_events(self.source.events(index), self.spec)
-        path = self.cache_folder / f"{digest(self.source.sample_id(index))}.npy"
-        if path.is_file():
-            try:
-                cached: NDArray[Any] = np.load(path, allow_pickle=False)
+        if self.store is not None:
+            cached = self.store.get(index)
+            if cached is not None:
                 return cached
-            except (OSError, ValueError):
-                warnings.warn(f"{path}: unreadable cached frames; framing the events again", stacklevel=2)
         frames = frame_events(self.source.events(index), self.spec)
-        save_npy(path, frames)
+        if self.store is not None:
+            self.store.put(index, frames)
         return frames
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:

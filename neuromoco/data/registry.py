@@ -112,6 +112,7 @@ def build_dataset(cfg: DataConfig, split: str) -> Dataset:  # type: ignore[type-
     from neuromoco.data.cache import cache_dir, digest
     from neuromoco.data.framing import FramedDataset
     from neuromoco.data.images import ImageDataset
+    from neuromoco.data.sources import index_dataset
 
     _check_split(split)
     name = canonical_name(cfg.name)
@@ -122,17 +123,12 @@ def build_dataset(cfg: DataConfig, split: str) -> Dataset:  # type: ignore[type-
     source = event_source(cfg, split)
     spec = frame_spec(cfg, source.sensor_size)
     folder = None
-    if name == "ndigits":
-        if cfg.cache_frames:
-            key = digest(ndigits.recipe(), cfg.seed, cfg.ndigits_count, spec.key(), split)
-            folder = cache_dir("frames", "ndigits", key)
-        return FramedDataset(source, spec, cfg.frame_mode, folder, packed=True)
     if cfg.cache_frames:
-        from neuromoco.data.sources import index_dataset
-
-        index = index_dataset(name, cfg.data_root, cfg.seed)
-        folder = cache_dir("frames", name, digest(str(index.folder), spec.key()))
-    return FramedDataset(source, spec, cfg.frame_mode, folder)
+        ids = [source.sample_id(i) for i in range(len(source))]
+        where = ndigits.recipe() if name == "ndigits" else str(index_dataset(name, cfg.data_root, cfg.seed).folder)
+        folder = cache_dir("frames", name, digest(where, spec.key(), split, digest(ids)))
+    # ndigits is small and in memory: frame it all now, so workers only augment.
+    return FramedDataset(source, spec, cfg.frame_mode, folder, eager=name == "ndigits")
 
 
 def dataset_info(cfg: DataConfig) -> DatasetInfo:

@@ -77,12 +77,13 @@ def test_model_input_size_and_t() -> None:
 
 def test_second_epoch_reads_no_events(tmp_path: Path) -> None:
     cfg = DataConfig(ndigits_count=COUNT)
-    packed = build_dataset(cfg, "train")
-    source = packed.source  # type: ignore[attr-defined]
+    eager = build_dataset(cfg, "train")
+    source = eager.source  # type: ignore[attr-defined]
     assert isinstance(source, ArraySource)
-    lazy = FramedDataset(source, packed.spec, "count", tmp_path / "frames")  # type: ignore[attr-defined]
+    lazy = FramedDataset(source, eager.spec, "count", tmp_path / "frames")  # type: ignore[attr-defined]
+    assert lazy.store is not None and lazy.store.filled() == 0
     first = [lazy[i][0] for i in range(len(lazy))]
-    assert len(list((tmp_path / "frames").glob("*.npy"))) == len(lazy)
+    assert lazy.store.filled() == len(lazy)
 
     def no_events(index: int) -> np.ndarray:
         raise AssertionError("read events although the frames are cached")
@@ -90,6 +91,27 @@ def test_second_epoch_reads_no_events(tmp_path: Path) -> None:
     source.events = no_events  # type: ignore[method-assign]
     for i, frames in enumerate(first):
         assert torch.equal(lazy[i][0], frames)
-        assert torch.equal(packed[i][0], frames), "packed and per-sample caches hold the same frames"
-    rebuilt = build_dataset(cfg, "train")  # reads the packed frames file, frames nothing
+        assert torch.equal(eager[i][0], frames), "framed on build or on first read: the same frames"
+    rebuilt = build_dataset(cfg, "train")  # reads the cached frames, frames nothing
     assert torch.equal(rebuilt[3][0], first[3])
+
+
+def test_damaged_cache_entry_is_framed_again(tmp_path: Path) -> None:
+    eager = build_dataset(DataConfig(ndigits_count=COUNT), "train")
+    lazy = FramedDataset(eager.source, eager.spec, "count", tmp_path)  # type: ignore[attr-defined]
+    frames = lazy[0][0]
+    store = lazy.store
+    assert store is not None and store._frames is not None
+    store._frames[0, 0, 0, 0, 0] += 7  # as if a crash cut the write short
+    with pytest.warns(UserWarning, match="frames.bin: sample 0 is damaged"):
+        again = lazy[0][0]
+    assert torch.equal(again, frames) and store.get(0) is not None
+
+
+def test_cache_of_another_layout_is_an_error(tmp_path: Path) -> None:
+    from hw_targets.errors import DataError
+    from neuromoco.data.store import FrameStore
+
+    FrameStore(tmp_path / "frames.bin", 3, (2, 2, 4, 4))
+    with pytest.raises(DataError, match="frames.bin.*delete the file"):
+        FrameStore(tmp_path / "frames.bin", 4, (2, 2, 4, 4))

@@ -1,0 +1,100 @@
+"""Lowering a trained torch model to the integer IR, and refusing what Loihi 2 cannot run.
+
+``lower(model, input_shape)`` accepts a float ``loihinet`` (converted to its QAT
+twin first: batch-norm folded, weights and thresholds mapped onto the integer
+grid) or a QAT ``QuantLoihiNet`` (read as is), and returns the
+:class:`export.ir.Network` that netx, the native simulator and the NIR writer
+share. Anything else is refused before anything is written, with an error that
+names the layer, the reason and the way out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from export.ir import Conv, CubaNeuron, Dense, Flatten, Layer, Network, conv_output_hw
+from hw_targets.errors import TargetLimitError
+
+
+def _refusal(name: str, module: Any) -> str | None:
+    """Why ``module`` cannot run on Loihi 2, or None."""
+    import torch.nn as nn
+
+    kind = type(module).__name__
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d)):
+        return (f"max pooling ({kind}) is not a weighted sum, so no synapse can compute it, and netx refuses "
+                "'pool' layers; use a strided conv (as loihinet does)")
+    if kind == "SpikingSelfAttention" or "Attention" in kind:
+        return (f"spiking self-attention ({kind}) multiplies spike tensors (Q·K^T·V); Loihi synapses only "
+                "multiply a spike by a stored weight. Deploy a loihinet backbone instead")
+    if kind in ("BasicBlock", "Bottleneck") and hasattr(module, "downsample"):
+        return (f"SEW residual block ({kind}): a spike-tensor ADD merges two branches, but a netx file is a "
+                "sequential chain (lava-dl 0.6 refuses 'concat', and netx has no way to route a second synaptic "
+                "input into a later layer's neurons). Deploy a loihinet backbone instead")
+    if isinstance(module, (nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm)):
+        return (f"normalization {kind} does not fold into a preceding conv's weights and bias; "
+                "only BatchNorm2d directly after a conv folds")
+    if getattr(module, "per_step_parameters", False):
+        return (f"{kind} has per-time-step neuron parameters; a Loihi 2 neuron's decays and threshold are fixed "
+                "registers. Use the fixed-parameter model (--neuron lif)")
+    return None
+
+
+def check_deployable(model: Any) -> None:
+    """Raise :class:`TargetLimitError` naming the first module Loihi 2 cannot run."""
+    for name, module in model.named_modules():
+        reason = _refusal(name, module)
+        if reason is not None:
+            raise TargetLimitError(f"layer '{name}' ({type(module).__name__}): cannot run on loihi2: {reason}")
+
+
+def quant_to_ir(qnet: Any) -> Network:
+    """Read the integer network out of a ``QuantLoihiNet`` (exactly what its forward computes)."""
+    import torch
+
+    from neuromoco.quant.layers import QuantBlock, QuantFlatten
+
+    layers: list[Layer] = []
+    shape: tuple[int, ...] = tuple(int(s) for s in qnet.input_shape)
+    with torch.no_grad():
+        for i, block in enumerate(qnet.blocks):
+            if isinstance(block, QuantFlatten):
+                shape = (int(np.prod(shape)),)
+                layers.append(Flatten(f"flatten{i}", shape))
+                continue
+            if not isinstance(block, QuantBlock):
+                raise TargetLimitError(f"block #{i} ({type(block).__name__}) has no Loihi lowering")
+            w = block.int_weight().cpu().numpy().astype(np.int32)
+            b = block.int_bias().cpu().numpy().astype(np.int32)
+            neuron = CubaNeuron(np.int32(block.i_decay), np.int32(block.v_decay), np.int32(block.v_th_mant))
+            bias = b if np.any(b) else None
+            if block.kind == "conv":
+                hw = conv_output_hw(shape[1:], tuple(w.shape[2:]), block.stride, block.padding, block.dilation)  # type: ignore[arg-type]
+                out = (int(w.shape[0]), *hw)
+                layers.append(Conv(f"conv{i}", out, w, tuple(block.stride), tuple(block.padding),  # type: ignore[arg-type]
+                                   tuple(block.dilation), int(block.groups), bias, neuron))  # type: ignore[arg-type]
+            else:
+                out = (int(w.shape[0]),)
+                layers.append(Dense(f"dense{i}", out, w, bias, neuron))
+            shape = out
+    return Network(tuple(layers), tuple(int(s) for s in qnet.input_shape))
+
+
+def lower(model: Any, input_shape: tuple[int, int, int]) -> Network:
+    """The integer IR of a trained model.
+
+    Args:
+        model: a float ``LoihiNet`` or a ``QuantLoihiNet``.
+        input_shape: (C, H, W) of one frame.
+
+    Raises:
+        TargetLimitError: the model contains something Loihi 2 cannot run (names the layer).
+    """
+    from neuromoco.quant.convert import to_quant
+    from neuromoco.quant.layers import QuantLoihiNet
+
+    check_deployable(model)
+    qnet = model if isinstance(model, QuantLoihiNet) else to_quant(model, input_shape)
+    return quant_to_ir(qnet)

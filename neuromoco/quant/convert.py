@@ -1,0 +1,92 @@
+"""From a trained float ``loihinet`` to its QAT twin: fold, scale, map onto the integer grid.
+
+Per block:
+1. Fold a batch-norm that follows a conv into the conv's weight and bias.
+2. Choose the layer's scale ``q`` so the largest weight uses the 8-bit mantissa
+   (``max|w| * q = 254``), lowered if needed so the threshold mantissa
+   ``round(threshold * q)`` stays within 17 bits.
+3. Decays become ``round(decay * 4096)`` (the float model keeps them exact).
+4. The float bias enters the current every step; on Loihi it enters the
+   voltage. They agree in steady state when ``bias_v = bias_u / current_decay``,
+   so that is the starting bias mantissa ``round(bias_v * q)``; QAT fine-tuning
+   absorbs the transient difference.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hw_targets import constants as C
+from hw_targets.errors import TargetLimitError
+from neuromoco.quant.layers import WEIGHT_LIMIT, QuantBlock, QuantFlatten, QuantLoihiNet
+
+
+def fold_batch_norm(weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conv weight and bias with an eval-mode ``BatchNorm2d`` folded in.
+
+    ``w' = w * gamma / sqrt(var + eps)``, ``b' = (b - mean) * gamma / sqrt(var + eps) + beta``.
+    """
+    assert norm.running_mean is not None and norm.running_var is not None
+    gamma = norm.weight if norm.weight is not None else torch.ones_like(norm.running_mean)
+    beta = norm.bias if norm.bias is not None else torch.zeros_like(norm.running_mean)
+    inv = gamma / torch.sqrt(norm.running_var + norm.eps)
+    b = bias if bias is not None else torch.zeros_like(norm.running_mean)
+    return weight * inv.view(-1, 1, 1, 1), (b - norm.running_mean) * inv + beta
+
+
+def layer_scale(weight: torch.Tensor, threshold: float) -> float:
+    """Integer units per float unit: fill the 8-bit mantissa, keep the threshold within 17 bits."""
+    peak = float(weight.abs().max())
+    q = WEIGHT_LIMIT / peak if peak > 0 else 1.0
+    return min(q, C.VTH_MANT_MAX / max(threshold, 1e-12))
+
+
+def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: bool = True) -> QuantLoihiNet:
+    """The QAT twin of a float ``LoihiNet`` (from ``neuromoco.models.loihinet``).
+
+    Args:
+        model: the trained float model (eval-mode batch-norm statistics are folded).
+        input_shape: (C, H, W) of one input frame.
+        hw_timing: add Loihi's one-step synaptic delay per layer.
+
+    Raises:
+        TargetLimitError: if the model is not a sequential conv/dense CUBA-LIF network.
+    """
+    from neuromoco.models.loihinet import Flatten, LoihiBlock, LoihiNet
+
+    if not isinstance(model, LoihiNet):
+        raise TargetLimitError(
+            f"QAT for Loihi needs a loihinet model; got {type(model).__name__}. "
+            "Train loihinet_s or loihinet_m for deployment"
+        )
+    blocks: list[nn.Module] = []
+    for i, block in enumerate(model.blocks):
+        if isinstance(block, Flatten):
+            blocks.append(QuantFlatten())
+            continue
+        if not isinstance(block, LoihiBlock):
+            raise TargetLimitError(f"block #{i} ({type(block).__name__}) has no Loihi lowering")
+        syn = block.synapse
+        weight = syn.weight.detach().float()
+        bias = syn.bias.detach().float() if syn.bias is not None else torch.zeros(weight.shape[0])
+        if block.norm is not None:
+            weight, bias = fold_batch_norm(weight, bias, block.norm)
+            weight, bias = weight.detach(), bias.detach()
+        node = block.neuron
+        q = layer_scale(weight, node.threshold)
+        bias_v = bias / node.current_decay if node.current_decay > 0 else bias
+        common = dict(
+            bias=torch.round(bias_v * q),
+            scale=q,
+            i_decay=round(node.current_decay * C.DECAY_UNITY),
+            v_decay=round(node.voltage_decay * C.DECAY_UNITY),
+            threshold=node.threshold,
+            surrogate_function=node.surrogate_function,
+        )
+        if isinstance(syn, nn.Conv2d):
+            blocks.append(QuantBlock("conv", weight, stride=tuple(syn.stride), padding=tuple(syn.padding),  # type: ignore[arg-type]
+                                     dilation=tuple(syn.dilation), groups=syn.groups, **common))  # type: ignore[arg-type]
+        else:
+            blocks.append(QuantBlock("dense", weight, **common))  # type: ignore[arg-type]
+    return QuantLoihiNet(blocks, tuple(input_shape), hw_timing=hw_timing)  # type: ignore[arg-type]

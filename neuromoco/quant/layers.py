@@ -1,0 +1,179 @@
+"""QAT layers: CUBA-LIF dense and conv blocks whose forward is Loihi's integer arithmetic.
+
+A :class:`QuantBlock` holds latent float weights (in the float model's units)
+and a fixed per-layer scale ``q``: the deployed integer weights are
+``clip(round(w * q), -254, 254)`` (an 8-bit mantissa with exponent 0, the range
+netx keeps exact), the threshold mantissa is ``round(threshold * q)`` and the
+bias (which on Loihi enters the voltage every step) is an integer mantissa.
+:class:`QuantLoihiNet` chains them; with ``hw_timing`` it adds the one step of
+synaptic delay per layer that Lava and Loihi have, so its spikes equal the
+native simulator's on the exported file, layer by layer and step by step.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from spikingjelly.activation_based import surrogate
+from torch import nn
+from torch.nn import functional as F
+
+from hw_targets import constants as C
+from neuromoco.models.base import SpikingBackbone
+from neuromoco.quant.ops import lif_step, round_ste
+
+#: netx keeps mixed-sign dense weights exact only inside [-256, 254]; we use the symmetric part.
+WEIGHT_LIMIT = C.NETX_MIXED_WEIGHT_MAX
+
+
+class QuantBlock(nn.Module):
+    """Integer synapse (conv or dense) + integer bias + CUBA-LIF neuron, multi-step.
+
+    Attributes:
+        kind: ``"conv"`` or ``"dense"``.
+        weight: latent float weights (float-model units); conv (Cout, Cin/g, kH, kW), dense (out, in).
+        bias: latent bias mantissa (integer units; enters ``v`` as ``bias << 6`` every step), per channel.
+        scale: ``q``, integer weight units per float unit.
+        i_decay, v_decay: the neuron's integer decays (1/4096 units).
+        threshold: the float threshold; the mantissa is ``round(threshold * q)``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        scale: float,
+        i_decay: int,
+        v_decay: int,
+        threshold: float,
+        stride: tuple[int, int] = (1, 1),
+        padding: tuple[int, int] = (0, 0),
+        dilation: tuple[int, int] = (1, 1),
+        groups: int = 1,
+        surrogate_function: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.weight = nn.Parameter(weight.detach().clone().float())
+        self.bias = nn.Parameter(bias.detach().clone().float())
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.i_decay, self.v_decay, self.threshold = int(i_decay), int(v_decay), float(threshold)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.surrogate_function = surrogate_function or surrogate.ATan()
+
+    @property
+    def v_th_mant(self) -> int:
+        """The threshold mantissa, ``round(threshold * q)`` (at least 1)."""
+        return max(1, round(self.threshold * float(self.scale)))
+
+    def int_weight(self) -> torch.Tensor:
+        """The deployed integer weights (float tensor holding integers), straight-through."""
+        return torch.clamp(round_ste(self.weight * self.scale), -WEIGHT_LIMIT, WEIGHT_LIMIT)
+
+    def int_bias(self) -> torch.Tensor:
+        """The deployed integer bias mantissas, straight-through."""
+        return torch.clamp(round_ste(self.bias), float(-(1 << (C.BIAS_MANT_BITS - 1))), float((1 << (C.BIAS_MANT_BITS - 1)) - 1))
+
+    def synapse(self, s: torch.Tensor) -> torch.Tensor:
+        """Integer synaptic sums for spikes ``s`` (N, *in_shape) -> (N, *out_shape); exact in float32."""
+        w = self.int_weight()
+        if self.kind == "conv":
+            return F.conv2d(s, w, stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return F.linear(s, w)
+
+    def forward(self, s: torch.Tensor, hw_timing: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run all steps.
+
+        Args:
+            s: presynaptic spikes ``[T, B, *in_shape]`` in {0, 1}.
+            hw_timing: deliver step k's spikes at step k + 1 (Loihi's synaptic delay).
+
+        Returns:
+            Spikes, currents and voltages, each ``[T, B, *out_shape]``.
+        """
+        steps, batch = s.shape[:2]
+        a = self.synapse(s.flatten(0, 1))
+        a = a.reshape(steps, batch, *a.shape[1:])
+        if hw_timing:
+            a = torch.cat([torch.zeros_like(a[:1]), a[:-1]])
+        b = self.int_bias()
+        bias_eff = (b.view(-1, 1, 1) if self.kind == "conv" else b) * float(1 << C.BIAS_EXP)
+        i_mult = float(C.DECAY_UNITY - self.i_decay)
+        v_mult = float(C.DECAY_UNITY - self.v_decay)
+        vth_eff = float(self.v_th_mant << C.VTH_SHIFT)
+        u = torch.zeros_like(a[0])
+        v = torch.zeros_like(a[0])
+        spikes, us, vs = [], [], []
+        for k in range(steps):
+            u, v, sk = lif_step(u, v, a[k], i_mult, v_mult, bias_eff, vth_eff, self.surrogate_function)
+            spikes.append(sk)
+            us.append(u)
+            vs.append(v)
+        return torch.stack(spikes), torch.stack(us), torch.stack(vs)
+
+
+class QuantFlatten(nn.Module):
+    """``[T, B, C, H, W]`` -> ``[T, B, C*H*W]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2)
+
+
+class QuantLoihiNet(SpikingBackbone):
+    """The QAT network: integer blocks in sequence, read out by spike count.
+
+    ``forward`` binarizes its input frames (Loihi receives binary spikes) and,
+    in ``hw_timing`` mode, appends one zero frame per synaptic layer so the last
+    input reaches the output: the output then has ``T + L`` steps.
+    """
+
+    readout = "spike_count"
+
+    def __init__(self, blocks: list[nn.Module], input_shape: tuple[int, int, int], hw_timing: bool = True) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.input_shape = tuple(input_shape)
+        self.hw_timing = hw_timing
+        quant = [b for b in blocks if isinstance(b, QuantBlock)]
+        self.num_classes = int(quant[-1].weight.shape[0])
+        self.feature_dim = int(quant[-2].weight.shape[0]) if len(quant) > 1 else self.num_classes
+
+    @property
+    def latency(self) -> int:
+        """Steps of synaptic delay from input to output in hardware timing."""
+        return sum(isinstance(b, QuantBlock) for b in self.blocks) if self.hw_timing else 0
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.blocks[-1]
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Binary spikes ``[T + latency, B, C, H, W]`` from frames ``[T, B, C, H, W]``."""
+        s = (x > 0).to(torch.float32)
+        if self.latency:
+            s = torch.cat([s, torch.zeros((self.latency, *s.shape[1:]), dtype=s.dtype, device=s.device)])
+        return s
+
+    def run_layers(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+        """(spikes, u, v) of every block and flatten, from frames ``[T, B, C, H, W]``."""
+        s = self.prepare_input(x)
+        out: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = []
+        for block in self.blocks:
+            if isinstance(block, QuantBlock):
+                s, u, v = block(s, self.hw_timing)
+                out.append((s, u, v))
+            else:
+                s = block(s)
+                out.append((s, None, None))
+        return out
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.prepare_input(x)
+        for block in self.blocks[:-1]:
+            s = block(s, self.hw_timing)[0] if isinstance(block, QuantBlock) else block(s)
+        return s
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.blocks[-1](features, self.hw_timing)[0]

@@ -1,0 +1,107 @@
+"""QAT = native simulator, bit for bit; the QAT ops against the simulator's kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from spikingjelly.activation_based import surrogate
+
+from export.lower import check_deployable, lower, quant_to_ir
+from export.netx import read_netx, write_netx
+from hw_targets.errors import TargetLimitError
+from neuromoco.models.registry import ModelConfig, build_model
+from neuromoco.quant import ops
+from neuromoco.quant.convert import fold_batch_norm, to_quant
+from sims import kernels
+from sims.native import simulate
+
+STATE = st.integers(-(2**23) + 1, 2**23)
+
+
+@settings(max_examples=200, deadline=None)
+@given(u=STATE, v=STATE, a=st.integers(-70000, 70000), i_decay=st.integers(0, 4096), v_decay=st.integers(0, 4096),
+       bias=st.integers(-4096, 4095), vth=st.integers(1, 2**17 - 1))
+def test_qat_step_equals_simulator_kernel(u: int, v: int, a: int, i_decay: int, v_decay: int, bias: int, vth: int) -> None:
+    f = lambda x: torch.tensor([float(x)])  # noqa: E731
+    i = lambda x: torch.tensor([x], dtype=torch.int32)  # noqa: E731
+    uq, vq, sq = ops.lif_step(f(u), f(v), f(a), 4096 - i_decay, 4096 - v_decay, float(bias << 6), float(vth << 6),
+                              surrogate.ATan())
+    p = kernels.LifParams(4096 - i_decay, 4096 - v_decay, bias << 6, vth << 6)
+    uk, vk, sk = kernels.lif_step(i(u), i(v), i(a), p)
+    assert (int(uq), int(vq), bool(sq)) == (int(uk), int(vk), bool(sk))
+
+
+def _random_quant_net(seed: int):  # type: ignore[no-untyped-def]
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    cfg = ModelConfig(name="loihinet_s", current_decay=float(rng.choice([0.0, 0.25, 1.0, 410 / 4096])),
+                      voltage_decay=float(rng.choice([0.0, 0.03125, 0.5, 1.0])),
+                      threshold=float(rng.choice([0.25, 1.0, 2.0])))
+    model = build_model(cfg, input_shape=(2, 20, 20), num_classes=6).eval()
+    for block in model.blocks:  # random running statistics so the folding matters
+        norm = getattr(block, "norm", None)
+        if norm is not None:
+            norm.running_mean.uniform_(-0.2, 0.2)
+            norm.running_var.uniform_(0.5, 2.0)
+    return to_quant(model, (2, 20, 20))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_qat_hw_timing_equals_native_on_exported_file(seed: int, tmp_path: Path) -> None:
+    qnet = _random_quant_net(seed)
+    x = (torch.rand(7, 2, 2, 20, 20, generator=torch.Generator().manual_seed(seed)) < 0.35).float()
+    with torch.no_grad():
+        layers = qnet.run_layers(x)
+    path = write_netx(quant_to_ir(qnet), tmp_path / "q.net")
+    net = read_netx(path)
+    steps = 7 + qnet.latency
+    result = simulate(net, x.permute(1, 0, 2, 3, 4).numpy().astype(np.int32), steps, record_state=True)
+    assert len(result.layer_names) == len(layers)
+    for i, (s, u, v) in enumerate(layers):
+        to_np = lambda t: t.permute(1, 0, *range(2, t.dim())).numpy()  # noqa: E731  (T, B, ...) -> (B, T, ...)
+        assert np.array_equal(result.spikes[i], to_np(s).astype(bool)), f"{net.layers[i].name} spikes"
+        if u is not None and v is not None:
+            assert np.array_equal(result.u[i], to_np(u).astype(np.int32)), f"{net.layers[i].name} u"
+            assert np.array_equal(result.v[i], to_np(v).astype(np.int32)), f"{net.layers[i].name} v"
+
+
+def test_gradients_flow_through_integer_forward() -> None:
+    qnet = _random_quant_net(0)
+    qnet.train()
+    x = (torch.rand(6, 3, 2, 20, 20) < 0.5).float()
+    out = qnet(x).sum(0)
+    out.sum().backward()
+    grads = [b.weight.grad for b in qnet.blocks if hasattr(b, "weight")]
+    assert all(g is not None for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+
+
+def test_batch_norm_folding_is_exact_in_float() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 5, 3, bias=True)
+    norm = torch.nn.BatchNorm2d(5).eval()
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    norm.weight.data.uniform_(0.5, 1.5)
+    norm.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 3, 8, 8)
+    w, b = fold_batch_norm(conv.weight, conv.bias, norm)
+    ref = norm(conv(x))
+    assert torch.allclose(torch.nn.functional.conv2d(x, w, b), ref, atol=1e-5)  # float32 rounding of the fold
+
+
+@pytest.mark.parametrize("name,match", [("sew_resnet18", "SEW residual|max pooling"), ("spikformer_2_256", "max pooling|self-attention")])
+def test_non_deployable_backbones_refused(name: str, match: str) -> None:
+    model = build_model(ModelConfig(name=name), input_shape=(2, 32, 32), num_classes=10)
+    with pytest.raises(TargetLimitError, match=f"layer '.+'.*({match})"):
+        lower(model, (2, 32, 32))
+
+
+def test_max_pool_refused_with_the_way_out() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.MaxPool2d(2))
+    with pytest.raises(TargetLimitError, match=r"layer '1' \(MaxPool2d\).*use a strided conv"):
+        check_deployable(model)

@@ -53,8 +53,9 @@ class EnergyTable:
 
     ``synop_pj`` is charged per delivered synaptic event, ``neuron_update_pj``
     per neuron per step, ``active_neuron_extra_pj`` per spiking neuron update on
-    top of that, and ``spike_pj`` per emitted spike. ``mac_pj`` and ``ac_pj``
-    are used for the equivalent non-spiking network.
+    top of that, and ``spike_pj`` per emitted spike. ``mac_pj``, when given, is
+    charged per multiply-accumulate of the equivalent non-spiking network.
+    Built-in tables and the TOML loader live in ``hw_targets.energy_tables``.
     """
 
     name: str

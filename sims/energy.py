@@ -1,0 +1,276 @@
+"""Energy per inference from simulated operation counts and a per-operation table.
+
+The inputs are plain arrays (a simulation's ``layer_spike_counts`` and
+``synops``), so this module loads neither torch nor the training code.
+
+Per layer ``l`` and inference (mean over the B samples), with ``N_l`` the
+layer's neurons and ``T`` the simulated steps (reference section 15.2-15.3)::
+
+    E_l = synop_pj * SynOps_l                      delivered synaptic events into l
+        + neuron_update_pj * N_l * T               every neuron updates every step
+        + active_neuron_extra_pj * Spikes_l        spiking updates cost more (Davies 81 vs 52 pJ)
+        + spike_pj * Spikes_l                      each emitted spike
+
+Spikes count only at layers with neurons (input with a neuron, dense, conv):
+a flatten layer repeats its input's spikes and a neuron-less input layer holds
+the external input, whose delivery is charged as the next layer's SynOps.
+Active neuron updates are approximated by spikes. Static (leakage) power is
+not included: it needs the wall time per step, which a simulation does not have.
+
+When the table has ``mac_pj`` (``cmos45nm``), the report also gives the
+equivalent non-spiking network run once per time step::
+
+    E_ANN = mac_pj * T * sum_l MACs_l,   MACs_l = Cout*H*W*Cin/g*kH*kW (conv), N_out*N_in (dense)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from export.ir import Conv, Dense, InputLayer, Network
+from hw_targets.base import EnergyTable
+from hw_targets.errors import SimulationError
+
+#: Picojoules per microjoule.
+PJ_PER_UJ = 1e6
+
+
+def neuron_counts(net: Network) -> npt.NDArray[np.int64]:
+    """(L,) neurons per layer: all of a dense or conv layer, an input layer's if it has a neuron, else 0.
+
+    A dense layer without a neuron still has neurons: netx builds its default integrator.
+    """
+    return np.array(
+        [int(np.prod(layer.shape)) if isinstance(layer, (Dense, Conv))
+         or (isinstance(layer, InputLayer) and layer.neuron is not None) else 0
+         for layer in net.layers],
+        dtype=np.int64,
+    )
+
+
+def ann_macs(net: Network) -> npt.NDArray[np.int64]:
+    """(L,) multiply-accumulates of the equivalent non-spiking network per time step.
+
+    Dense: ``N_out * N_in``; conv: ``Cout * H_out * W_out * Cin/g * kH * kW``
+    (every weight at every output position, zeros and borders included, as
+    NeuroBench's dense count does); other layers 0.
+    """
+    macs = []
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            macs.append(int(layer.weight.size))
+        elif isinstance(layer, Conv):
+            macs.append(int(np.prod(layer.shape)) * int(np.prod(layer.weight.shape[1:])))
+        else:
+            macs.append(0)
+    return np.array(macs, dtype=np.int64)
+
+
+def _counts(name: str, values: npt.ArrayLike, n_layers: int) -> npt.NDArray[np.float64]:
+    """(B, L) non-negative counts as float64; a (L,) vector is one sample."""
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n_layers:
+        raise SimulationError(f"{name} has shape {arr.shape}; expected (B, {n_layers}): one column per layer of the network")
+    if arr.shape[0] == 0:
+        raise SimulationError(f"{name} holds no samples; expected (B, {n_layers}) with B >= 1")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise SimulationError(f"{name} has dtype {arr.dtype}; expected counts")
+    out = arr.astype(np.float64)
+    if not np.all(np.isfinite(out)) or np.any(out < 0):
+        raise SimulationError(f"{name} holds negative or non-finite values; counts are >= 0")
+    return out
+
+
+@dataclass(frozen=True)
+class LayerEnergy:
+    """Mean counts and energy of one layer per inference.
+
+    Attributes:
+        name, kind: the layer's name and kind.
+        neurons: neurons of the layer.
+        spikes: mean emitted spikes (0 for layers without neurons).
+        synops: mean delivered synaptic events into the layer.
+        neuron_updates: ``neurons * steps``.
+        synop_uj, neuron_uj, active_uj, spike_uj: the four terms of the formula, in µJ.
+        ann_macs: MACs of the equivalent non-spiking layer over all steps.
+        ann_uj: their energy in µJ, or None when the table has no ``mac_pj``.
+    """
+
+    name: str
+    kind: str
+    neurons: int
+    spikes: float
+    synops: float
+    neuron_updates: int
+    synop_uj: float
+    neuron_uj: float
+    active_uj: float
+    spike_uj: float
+    ann_macs: int
+    ann_uj: float | None
+
+    @property
+    def total_uj(self) -> float:
+        return self.synop_uj + self.neuron_uj + self.active_uj + self.spike_uj
+
+
+_TERMS = ("synop_uj", "neuron_uj", "active_uj", "spike_uj")
+
+
+@dataclass(frozen=True)
+class EnergyReport:
+    """Energy per inference, per layer and in total.
+
+    Attributes:
+        table: the energy table's name.
+        caveat: the table's caveat, printed with every report.
+        steps: simulated steps per inference.
+        samples: samples averaged over.
+        layers: one entry per IR layer.
+        sources: ``{figure: "value pJ: source"}`` of the table's figures.
+    """
+
+    table: str
+    caveat: str
+    steps: int
+    samples: int
+    layers: tuple[LayerEnergy, ...]
+    sources: tuple[tuple[str, str], ...]
+
+    def term_uj(self, term: str) -> float:
+        """One term (``synop_uj``, ``neuron_uj``, ``active_uj``, ``spike_uj``) summed over layers."""
+        return float(sum(getattr(layer, term) for layer in self.layers))
+
+    @property
+    def total_uj(self) -> float:
+        """Energy of one inference in µJ."""
+        return float(sum(layer.total_uj for layer in self.layers))
+
+    @property
+    def ann_uj(self) -> float | None:
+        """Energy of the equivalent non-spiking network in µJ, or None without ``mac_pj``."""
+        values = [layer.ann_uj for layer in self.layers]
+        return None if any(v is None for v in values) else float(sum(v for v in values if v is not None))
+
+    def format_table(self) -> str:
+        """A plain-text table, one row per layer, the total and the table's caveat below."""
+        has_ann = self.ann_uj is not None
+        head = ["layer", "kind", "neurons", "spikes", "synops", "synop uJ", "neuron uJ", "spike uJ", "total uJ"]
+        if has_ann:
+            head += ["ANN MACs", "ANN uJ"]
+        rows = [head]
+        for r in self.layers:
+            row = [r.name, r.kind, f"{r.neurons:,}", f"{r.spikes:,.1f}", f"{r.synops:,.1f}", f"{r.synop_uj:.4g}",
+                   f"{r.neuron_uj + r.active_uj:.4g}", f"{r.spike_uj:.4g}", f"{r.total_uj:.4g}"]
+            if has_ann:
+                row += [f"{r.ann_macs:,}", f"{r.ann_uj:.4g}"]
+            rows.append(row)
+        total = ["total", "", f"{sum(r.neurons for r in self.layers):,}", f"{sum(r.spikes for r in self.layers):,.1f}",
+                 f"{sum(r.synops for r in self.layers):,.1f}", f"{self.term_uj('synop_uj'):.4g}",
+                 f"{self.term_uj('neuron_uj') + self.term_uj('active_uj'):.4g}", f"{self.term_uj('spike_uj'):.4g}",
+                 f"{self.total_uj:.4g}"]
+        if has_ann:
+            total += [f"{sum(r.ann_macs for r in self.layers):,}", f"{self.ann_uj:.4g}"]
+        rows.append(total)
+        widths = [max(len(row[j]) for row in rows) for j in range(len(head))]
+        lines = []
+        for k, row in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+            if k == 0 or k == len(rows) - 2:
+                lines.append("  ".join("-" * w for w in widths))
+        lines.append(f"energy table {self.table}: {self.total_uj:.4g} uJ per inference "
+                     f"({self.steps} steps, mean of {self.samples} samples)")
+        if has_ann:
+            lines.append(f"equivalent non-spiking network, run once per step: {self.ann_uj:.4g} uJ")
+        if self.caveat:
+            lines.append(f"caveat: {self.caveat}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict for the result sidecar."""
+        layers = [
+            {"name": r.name, "kind": r.kind, "neurons": r.neurons, "spikes": r.spikes, "synops": r.synops,
+             "neuron_updates": r.neuron_updates, **{t: getattr(r, t) for t in _TERMS}, "total_uj": r.total_uj,
+             "ann_macs": r.ann_macs, "ann_uj": r.ann_uj}
+            for r in self.layers
+        ]
+        return {
+            "table": self.table,
+            "caveat": self.caveat,
+            "unit": "uJ per inference",
+            "steps": self.steps,
+            "samples": self.samples,
+            "layers": layers,
+            "totals": {**{t: self.term_uj(t) for t in _TERMS}, "total_uj": self.total_uj,
+                       "ann_macs": int(sum(r.ann_macs for r in self.layers)),
+                       "ann_macs_per_step": int(sum(r.ann_macs for r in self.layers)) // self.steps,
+                       "ann_uj": self.ann_uj},
+            "sources": dict(self.sources),
+        }
+
+
+def estimate_energy(
+    net: Network,
+    spike_counts: npt.ArrayLike,
+    synops: npt.ArrayLike,
+    steps: int,
+    table: EnergyTable,
+) -> EnergyReport:
+    """Energy per inference of ``net`` from a simulation's counts (formula in the module docstring).
+
+    Args:
+        net: the simulated network.
+        spike_counts: (B, L) spikes per sample and layer (``SimResult.layer_spike_counts``);
+            columns of flatten and neuron-less input layers are ignored.
+        synops: (B, L) delivered synaptic events into each layer (``SimResult.synops``).
+        steps: simulated time steps per sample.
+        table: energy per operation in pJ (``hw_targets.energy_tables``).
+
+    Returns:
+        An :class:`EnergyReport` in µJ per inference, the mean over the B samples.
+
+    Raises:
+        SimulationError: counts of the wrong shape, negative or non-finite; steps < 1.
+    """
+    n_layers = len(net.layers)
+    spikes = _counts("spike_counts", spike_counts, n_layers)
+    events = _counts("synops", synops, n_layers)
+    if spikes.shape[0] != events.shape[0]:
+        raise SimulationError(f"spike_counts has {spikes.shape[0]} samples but synops has {events.shape[0]}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise SimulationError(f"steps={steps!r} must be a positive integer")
+    steps = int(steps)
+    neurons = neuron_counts(net)
+    mean_spikes = np.where(neurons > 0, spikes.mean(axis=0), 0.0)
+    mean_synops = events.mean(axis=0)
+    macs = ann_macs(net) * steps
+    mac_pj = None if table.mac_pj is None else table.mac_pj.value
+    layers = []
+    for i, layer in enumerate(net.layers):
+        updates = int(neurons[i]) * steps
+        layers.append(LayerEnergy(
+            name=layer.name,
+            kind=layer.kind,
+            neurons=int(neurons[i]),
+            spikes=float(mean_spikes[i]),
+            synops=float(mean_synops[i]),
+            neuron_updates=updates,
+            synop_uj=table.synop_pj.value * float(mean_synops[i]) / PJ_PER_UJ,
+            neuron_uj=table.neuron_update_pj.value * updates / PJ_PER_UJ,
+            active_uj=table.active_neuron_extra_pj.value * float(mean_spikes[i]) / PJ_PER_UJ,
+            spike_uj=table.spike_pj.value * float(mean_spikes[i]) / PJ_PER_UJ,
+            ann_macs=int(macs[i]),
+            ann_uj=None if mac_pj is None else mac_pj * int(macs[i]) / PJ_PER_UJ,
+        ))
+    figures = {"synop_pj": table.synop_pj, "neuron_update_pj": table.neuron_update_pj,
+               "active_neuron_extra_pj": table.active_neuron_extra_pj, "spike_pj": table.spike_pj}
+    if table.mac_pj is not None:
+        figures["mac_pj"] = table.mac_pj
+    sources = tuple((k, f"{v.value:g} pJ: {v.source}") for k, v in figures.items())
+    return EnergyReport(table.name, table.caveat, steps, int(spikes.shape[0]), tuple(layers), sources)

@@ -36,6 +36,27 @@ def _trunc12(x: int) -> int:
     return x >> 12 if x >= 0 else -((-x) >> 12)
 
 
+@njit(inline="always")
+def _lif_update(
+    x: int, u: int, v: int, i_mult: int, v_mult: int, bias_eff: int, vth_eff: int, half: int, mask: int, weight_exp: int
+) -> tuple[int, int, bool]:
+    """One neuron, one step: accumulator ``x`` -> (u, v, spike), Lava's int32 storage made explicit."""
+    if mask != 0:
+        x = ((x + half) & mask) - half  # the conv accumulator's 24-bit wrap
+    if weight_exp > 0:
+        x = x << weight_exp
+    elif weight_exp < 0:
+        x = x >> (-weight_exp)
+    x = _wrap32(x)  # Lava's int32 port
+    u1 = _wrap32(_trunc12(u * i_mult) + _wrap32(x << 6))
+    u1 = u1 - 16777216 if u1 > 8388608 else u1  # one wrap into (-2**23, 2**23]
+    u1 = u1 + 16777216 if u1 <= -8388608 else u1
+    v1 = _wrap32(_trunc12(v * v_mult) + u1 + bias_eff)
+    v1 = min(max(v1, -8388607), 8388607)  # saturation
+    fired = v1 > vth_eff
+    return u1, (0 if fired else v1), fired
+
+
 @njit(cache=True, nogil=True)
 def lif_layer(
     j_start: int,
@@ -59,7 +80,7 @@ def lif_layer(
 
     Args:
         j_start, j_stop: the slice of the B * N neuron columns this call computes.
-        a: (steps - delay, B * N) synaptic accumulator (float holding exact integers, or int);
+        a: (steps - delay, B * N) synaptic accumulator (int, or float holding exact integers);
             row r is delivered at step r + delay, steps before ``delay`` get no input.
         delay: 1 for a synapse (Lava's one-step synaptic latency), 0 for input into a neuron.
         per_sample: N, neurons per sample; parameter arrays are indexed by ``j % N``.
@@ -74,45 +95,36 @@ def lif_layer(
     steps = spikes.shape[0]
     half = (1 << (acc_wrap_bits - 1)) if acc_wrap_bits > 0 else 0
     mask = ((1 << acc_wrap_bits) - 1) if acc_wrap_bits > 0 else 0
-    for j0 in range(j_start, j_stop, _BLOCK):
-        j1 = min(j_stop, j0 + _BLOCK)
+    j0 = j_start
+    while j0 < j_stop:
+        # A segment never crosses a sample boundary: parameters are the contiguous slice n0:n0+width.
+        n0 = j0 % per_sample
+        j1 = min(j_stop, j0 + _BLOCK, j0 - n0 + per_sample)
         width = j1 - j0
         u = np.zeros(width, np.int64)
         v = np.zeros(width, np.int64)
+        im = i_mult[n0 : n0 + width]
+        vm = v_mult[n0 : n0 + width]
+        be = bias_eff[n0 : n0 + width]
+        th = vth_eff[n0 : n0 + width]
         for k in range(steps):
             if reset[k]:
                 u[:] = 0
                 v[:] = 0
-            for i in range(width):
-                j = j0 + i
-                n = j % per_sample
-                x = int(a[k - delay, j]) if k >= delay else 0
-                if acc_wrap_bits > 0:
-                    x = ((x + half) & mask) - half
-                if weight_exp > 0:
-                    x = x << weight_exp
-                elif weight_exp < 0:
-                    x = x >> (-weight_exp)
-                x = _wrap32(x)  # Lava's int32 port
-                u1 = _wrap32(_trunc12(int(u[i] * i_mult[n])) + _wrap32(x << 6))
-                if u1 > 8388608:
-                    u1 -= 16777216
-                elif u1 <= -8388608:
-                    u1 += 16777216
-                v1 = _wrap32(_trunc12(int(v[i] * v_mult[n])) + u1 + int(bias_eff[n]))
-                if v1 > 8388607:
-                    v1 = 8388607
-                elif v1 < -8388607:
-                    v1 = -8388607
-                fired = v1 > vth_eff[n]
-                if fired:
-                    v1 = 0
-                u[i] = u1
-                v[i] = v1
-                spikes[k, j] = fired
-                if record:
-                    u_rec[k, j] = u1
-                    v_rec[k, j] = v1
+            out = spikes[k, j0:j1]
+            row = k - delay
+            if row >= 0:
+                ar = a[row, j0:j1]
+                for i in range(width):
+                    u[i], v[i], out[i] = _lif_update(np.int64(ar[i]), u[i], v[i], im[i], vm[i], be[i], th[i],
+                                                     half, mask, weight_exp)
+            else:
+                for i in range(width):
+                    u[i], v[i], out[i] = _lif_update(0, u[i], v[i], im[i], vm[i], be[i], th[i], half, mask, weight_exp)
+            if record:
+                u_rec[k, j0:j1] = u
+                v_rec[k, j0:j1] = v
+        j0 = j1
 
 
 def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
@@ -179,6 +191,53 @@ def scatter_conv(
                                 out[f, first_out + j, oy, ox] += w[c, ky, kx, j]
 
 
+@njit(cache=True, nogil=True)
+def scatter_conv_nhwc(
+    f_start: int,
+    f_stop: int,
+    s: npt.NDArray[Any],
+    w: npt.NDArray[Any],
+    stride_h: int,
+    stride_w: int,
+    pad_h: int,
+    pad_w: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    out: npt.NDArray[Any],
+) -> None:
+    """:func:`scatter_conv` into a channels-last ``out`` (F, H_out, W_out, C_out): contiguous adds, for wide layers."""
+    _, c_in, height, width = s.shape
+    _, k_h, k_w, per_group_out = w.shape
+    h_out, w_out = out.shape[1], out.shape[2]
+    per_group_in = c_in // groups
+    for f in range(f_start, f_stop):
+        for c in range(c_in):
+            first_out = (c // per_group_in) * per_group_out
+            for y in range(height):
+                for x in range(width):
+                    if not s[f, c, y, x]:
+                        continue
+                    for ky in range(k_h):
+                        ty = y + pad_h - ky * dil_h
+                        if ty < 0 or ty % stride_h != 0:
+                            continue
+                        oy = ty // stride_h
+                        if oy >= h_out:
+                            continue
+                        for kx in range(k_w):
+                            tx = x + pad_w - kx * dil_w
+                            if tx < 0 or tx % stride_w != 0:
+                                continue
+                            ox = tx // stride_w
+                            if ox >= w_out:
+                                continue
+                            row = out[f, oy, ox, first_out : first_out + per_group_out]
+                            col = w[c, ky, kx]
+                            for j in range(per_group_out):
+                                row[j] += col[j]
+
+
 def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDArray[np.int32]:
     """Torch layout (C_out, C_in / g, kH, kW) -> (C_in, kH, kW, C_out / g) for :func:`scatter_conv`."""
     c_out, per_group_in, k_h, k_w = weight.shape
@@ -188,6 +247,24 @@ def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDA
 
 
 _POOL: ThreadPoolExecutor | None = None
+
+
+@njit(cache=True, nogil=True)
+def scatter_dense(f_start: int, f_stop: int, s: npt.NDArray[Any], w_t: npt.NDArray[Any], out: npt.NDArray[Any]) -> None:
+    """Event-driven dense synapse: ``out[f] = sum of w_t[j] over active inputs j`` (int64, exact).
+
+    Args:
+        f_start, f_stop: the frames this call computes.
+        s: (F, N_in) bool spikes.
+        w_t: (N_in, N_out) int64, the transposed effective weights.
+        out: (F, N_out) int64, zero on entry.
+    """
+    n_in, n_out = w_t.shape
+    for f in range(f_start, f_stop):
+        for j in range(n_in):
+            if s[f, j]:
+                for o in range(n_out):
+                    out[f, o] += w_t[j, o]
 
 
 def split_run(kernel: Callable[..., None], total: int, *args: object, min_chunk: int = 1) -> None:

@@ -28,34 +28,22 @@ from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Netwo
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError
 from sims.counts import synaptic_ops
-from sims.kernels import apply_weight_exp, netx_dense_synapse
-from sims.jit_kernels import expand_param, lif_layer, scatter_conv, scatter_weight, split_run
+from sims.kernels import netx_dense_synapse
+from sims.jit_kernels import (
+    expand_param,
+    lif_layer,
+    scatter_conv,
+    scatter_conv_nhwc,
+    scatter_dense,
+    scatter_weight,
+    split_run,
+)
 from sims.result import SimResult
 
-#: Above this fraction of active inputs a dense convolution beats the event-driven scatter.
-_SCATTER_MAX_ACTIVITY = 0.5
+#: From this many output channels per group on, scattering channels-last and transposing is faster.
+_CHANNELS_LAST_MIN = 16
 #: Largest synaptic-input tensor (bytes) built at once; bigger batches are split.
 _CHUNK_BYTES = 192 * 1024 * 1024
-
-
-def _exact_dtype(bound: int) -> torch.dtype:
-    """The cheapest float dtype in which every sum up to ``bound`` is an exact integer."""
-    if bound < (1 << 24):
-        return torch.float32
-    if bound < (1 << 53):
-        return torch.float64
-    return torch.int64
-
-
-def _param(value: npt.NDArray[np.int32], shape: tuple[int, ...]) -> torch.Tensor | int:
-    """A scalar as int, a per-channel vector broadcast over (C, H, W) or (N,)."""
-    arr = np.asarray(value)
-    if arr.ndim == 0:
-        return int(arr)
-    t = torch.from_numpy(arr.astype(np.int64))
-    if len(shape) == 3:
-        t = t.view(-1, 1, 1)
-    return t
 
 
 @dataclass(frozen=True)
@@ -81,16 +69,15 @@ def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[in
 
 @dataclass(frozen=True)
 class _DensePlan:
-    weight: torch.Tensor  # (out, in) in the exact dtype, or per-delay stack (D, out, in)
+    weight_t: npt.NDArray[np.int64]  # (D, in, out): effective weights per distinct delay, transposed
     delays: tuple[int, ...]
     weight_exp: int
 
 
 @dataclass(frozen=True)
 class _ConvPlan:
-    weight: torch.Tensor
-    dtype: torch.dtype
     scatter_weight: npt.NDArray[np.int32]
+    all_active: npt.NDArray[np.int32]  # (C, H, W): the sums for an input frame of all ones, wrapped to int32
 
 
 #: Plans depend only on the (immutable) layer; built once per layer object.
@@ -106,11 +93,11 @@ def _plan_dense(layer: Dense, where: str) -> _DensePlan:
     return plan
 
 
-def _plan_conv(layer: Conv) -> _ConvPlan:
+def _plan_conv(layer: Conv, in_shape: tuple[int, ...]) -> _ConvPlan:
     cached = _PLANS.get(layer)
     if isinstance(cached, _ConvPlan):
         return cached
-    plan = _build_conv_plan(layer)
+    plan = _build_conv_plan(layer, in_shape)
     _PLANS[layer] = plan
     return plan
 
@@ -128,66 +115,74 @@ def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
         )
     eff = syn.weight_eff
     delays_arr = np.zeros(eff.shape, dtype=np.int64) if layer.delay is None else np.asarray(layer.delay, dtype=np.int64)
-    delays = tuple(int(d) for d in np.unique(delays_arr)) if layer.delay is not None else (0,)
-    mats = [np.where(delays_arr == d, eff, 0) for d in delays]
-    bound = max(int(np.abs(m).sum(axis=1).max()) for m in mats)
-    dtype = _exact_dtype(bound)
-    stack = torch.from_numpy(np.stack(mats)).to(dtype)
-    return _DensePlan(stack, delays, syn.weight_exp)
+    delays = tuple(int(d) for d in np.unique(delays_arr))
+    stack = np.stack([np.where(delays_arr == d, eff, 0).T for d in delays]).astype(np.int64)
+    return _DensePlan(np.ascontiguousarray(stack), delays, syn.weight_exp)
 
 
-def _build_conv_plan(layer: Conv) -> _ConvPlan:
+def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...]) -> _ConvPlan:
     w = np.asarray(layer.weight, dtype=np.int64)
-    bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max())
-    dtype = _exact_dtype(bound)
-    if dtype == torch.int64:
-        dtype = torch.float64  # sums beyond 2**53 wrap at 24 bits anyway; float64 keeps the low bits only below it
-    return _ConvPlan(torch.from_numpy(w).to(dtype), dtype, scatter_weight(w, layer.groups))
+    ones = torch.ones((1, *in_shape), dtype=torch.float64)
+    full = F.conv2d(ones, torch.from_numpy(w).double(), stride=layer.stride, padding=layer.padding,
+                    dilation=layer.dilation, groups=layer.groups)[0]
+    # |sum| < 2**53 for any int32 weights and realistic fan-in, so float64 is exact; int32 wrap as the scatter does.
+    all_active = full.round().to(torch.int64).numpy().astype(np.int32)
+    return _ConvPlan(scatter_weight(w, layer.groups), all_active)
 
 
-def _dense_accumulator(plan: _DensePlan, s: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:
-    """Accumulator rows (steps - 1, B * out) for presynaptic spikes s (steps, B, in), and the shift still to apply.
+def _dense_accumulator(plan: _DensePlan, s: torch.Tensor, steps: int) -> npt.NDArray[np.int64]:
+    """Accumulator rows (steps - 1, B * out) int64 for presynaptic spikes s (steps, B, in).
 
-    Without delays the exact float sums go straight to the neuron loop, which applies
-    the weight exponent. With delays Lava shifts each delay's sum before adding them,
-    so that happens here in int64.
+    Each delay's sums are shifted by the weight exponent before they are added,
+    as Lava's DelayDense does; without delays the neuron loop could shift, but
+    doing it here keeps one path.
     """
-    _, batch, _ = s.shape
-    n_out = plan.weight.shape[1]
+    _, batch, n_in = s.shape
+    n_out = plan.weight_t.shape[2]
     span = steps - 1
-    if plan.delays == (0,):
-        x = s[:span].reshape(span * batch, -1).to(plan.weight.dtype)
-        return (x @ plan.weight[0].T).reshape(span, batch * n_out), plan.weight_exp
-    total = torch.zeros((span, batch * n_out), dtype=torch.int64)
+    total = np.zeros((span, batch * n_out), dtype=np.int64)
+    frames = s.reshape(steps, batch, n_in).numpy()
     for i, d in enumerate(plan.delays):
         rows = span - d  # a spike at step k arrives at k + 1 + d
         if rows <= 0:
             continue
-        x = s[:rows].reshape(rows * batch, -1).to(plan.weight.dtype)
-        acc = x @ plan.weight[i].T
-        acc = acc.round().to(torch.int64) if acc.dtype.is_floating_point else acc
-        total[d:] += apply_weight_exp(acc, plan.weight_exp).view(rows, batch * n_out)
-    return total, 0
+        acc = np.zeros((rows * batch, n_out), dtype=np.int64)
+        split_run(scatter_dense, rows * batch, frames[:rows].reshape(rows * batch, n_in), plan.weight_t[i], acc)
+        if plan.weight_exp > 0:
+            acc <<= plan.weight_exp
+        elif plan.weight_exp < 0:
+            acc >>= -plan.weight_exp
+        total[d:] += acc.reshape(rows, batch * n_out)
+    return total
 
 
-def _conv_accumulator(layer: Conv, plan: _ConvPlan, s: torch.Tensor, steps: int) -> torch.Tensor:
-    """Accumulator rows (steps - 1, B * C * H * W) for presynaptic spikes s (steps, B, Cin, Hin, Win).
+def _conv_accumulator(layer: Conv, plan: _ConvPlan, s: torch.Tensor, steps: int) -> npt.NDArray[np.int32]:
+    """Accumulator rows (steps - 1, B * C * H * W) int32 for presynaptic spikes s (steps, B, Cin, Hin, Win).
 
-    Sparse input (the usual case) goes through the event-driven scatter, dense input
-    through torch's convolution; both give the exact sums (the 24-bit wrap follows).
+    Event-driven: each active input adds its kernel column. When most inputs are
+    active, the silent ones are scattered instead and subtracted from the
+    response to an all-active frame. int32 sums wrap modulo 2**32, so Lava's
+    24-bit accumulator wrap (applied in the neuron loop) comes out exact.
     """
     batch = s.shape[1]
     span = steps - 1
-    frames = s[:span].reshape(span * batch, *s.shape[2:])
-    active = int(torch.count_nonzero(frames))
-    if frames.numel() == 0 or active <= _SCATTER_MAX_ACTIVITY * frames.numel():
-        out_i = np.zeros((span * batch, *layer.shape), dtype=np.int32)
-        split_run(scatter_conv, span * batch, frames.numpy(), plan.scatter_weight, *layer.stride, *layer.padding,
-                  *layer.dilation, layer.groups, out_i)
-        return torch.from_numpy(out_i).reshape(span, -1)
-    x = frames.to(plan.dtype)
-    out = F.conv2d(x, plan.weight, stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                   groups=layer.groups)
+    frames = s[:span].reshape(span * batch, *s.shape[2:]).numpy()
+    n_frames = span * batch
+    if frames.size == 0:
+        return np.zeros((span, batch * int(np.prod(layer.shape))), dtype=np.int32)
+    dense_input = np.count_nonzero(frames) > frames.size // 2
+    if dense_input:
+        frames = ~frames
+    geometry = (*layer.stride, *layer.padding, *layer.dilation, layer.groups)
+    if layer.shape[0] // layer.groups >= _CHANNELS_LAST_MIN:
+        nhwc = np.zeros((n_frames, layer.shape[1], layer.shape[2], layer.shape[0]), dtype=np.int32)
+        split_run(scatter_conv_nhwc, n_frames, frames, plan.scatter_weight, *geometry, nhwc)
+        out = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
+    else:
+        out = np.zeros((n_frames, *layer.shape), dtype=np.int32)
+        split_run(scatter_conv, n_frames, frames, plan.scatter_weight, *geometry, out)
+    if dense_input:
+        np.subtract(plan.all_active, out, out=out)
     return out.reshape(span, -1)
 
 
@@ -351,10 +346,10 @@ def _simulate_chunk(
         elif isinstance(layer, Flatten):
             prev = prev.reshape(steps, batch, -1)
         elif isinstance(layer, Dense):
-            acc, weight_exp = _dense_accumulator(_plan_dense(layer, where), prev, steps)
+            acc = torch.from_numpy(_dense_accumulator(_plan_dense(layer, where), prev, steps))
             neuron, bias = layer.neuron or default_dense_neuron(), layer.bias
         elif isinstance(layer, Conv):
-            acc = _conv_accumulator(layer, _plan_conv(layer), prev, steps)
+            acc = torch.from_numpy(_conv_accumulator(layer, _plan_conv(layer, tuple(prev.shape[2:])), prev, steps))
             neuron, bias, wrap_bits = layer.neuron, layer.bias, C.CONV_ACC_BITS
         if acc is not None and neuron is not None:
             reset = _reset_steps(steps, reset_interval, reset_offset + 1 + neuron_index)

@@ -464,6 +464,13 @@ def _write_layer(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None
         _put_neuron(g, layer.neuron)
 
 
+def _default_mode() -> int:
+    """The permissions a new file gets under the current umask (mkstemp's are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
     """Write ``net`` as a netx HDF5 file that lava-dl's ``netx.hdf5.Network`` loads.
 
@@ -482,6 +489,7 @@ def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
         raise ExportError(f"{out}: folder {out.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=".netx-", suffix=".tmp", dir=out.parent)
     os.close(fd)
+    os.chmod(tmp, _default_mode())
     try:
         with h5py.File(tmp, "w") as f:
             lg = f.create_group("layer")

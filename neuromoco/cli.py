@@ -75,6 +75,106 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, payload: dict[str, object]) -> None:
+    import json
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".sidecar-", suffix=".json", dir=path.parent)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from export.check import check_network, estimate_resources
+    from export.lower import lower
+    from hw_targets import get_target
+    from hw_targets.base import UnknownTargetError
+    from hw_targets.errors import ConfigError, ExportError
+
+    try:
+        target = get_target(args.target)
+    except UnknownTargetError as exc:
+        raise ConfigError(f"--target: {exc}") from None
+    outs = [Path(p) for p in (args.out, args.onnx, args.nir) if p]
+    for out in outs:
+        if not out.parent.is_dir():
+            raise ExportError(f"{out}: folder {out.parent} does not exist")
+    model, info = _load_run(args.run)
+    input_shape = tuple(int(s) for s in info["input_shape"])
+    # Everything that can refuse runs before anything is written.
+    net = lower(model, input_shape)  # type: ignore[arg-type]
+    check_network(net, target)
+    resources = estimate_resources(net, target)
+    steps = int(info.get("n_time_bins") or 0)
+    latency = sum(layer.kind in ("dense", "conv") for layer in net.layers)
+    sidecar = {
+        "source_checkpoint": info["path"],
+        "source_sha256": _sha256(Path(info["path"])),
+        "stage": info.get("stage"),
+        "model_name": info.get("model_name"),
+        "time_steps": steps,
+        "latency_steps": latency,
+        "input_shape": list(input_shape),
+        "input_encoding": "binary spikes: frame > 0, one frame per step into the first synapse",
+        "class_names": _class_names(info),
+        "readout": (f"argmax of output spike counts over {steps} input steps + {latency} steps of synaptic latency"),
+        "target": target.name,
+        "resources": resources.to_dict(),
+    }
+    from export.netx import write_netx
+
+    path = write_netx(net, Path(args.out))
+    _write_json(path.with_name(path.name + ".json"), {**sidecar, "format": "netx"})
+    print(f"wrote {path} ({len(net.layers)} layers, target {target.name})")
+    if args.onnx:
+        from export.onnx import export_onnx
+
+        onnx_path = export_onnx(model, input_shape, steps, Path(args.onnx))  # type: ignore[arg-type]
+        _write_json(onnx_path.with_name(onnx_path.name + ".json"), {**sidecar, "format": "onnx"})
+        print(f"wrote {onnx_path} (float model unrolled over {steps} steps)")
+    if args.nir:
+        from export.nir import write_nir
+
+        nir_path = write_nir(net, Path(args.nir))
+        _write_json(nir_path.with_name(nir_path.name + ".json"), {**sidecar, "format": "nir"})
+        print(f"wrote {nir_path} (NIR graph of the integer network)")
+    print(resources.format_table())
+    return 0
+
+
+def _load_run(run: str) -> tuple[object, dict[str, object]]:
+    from neuromoco.train.checkpoint import load_model_from_run
+
+    return load_model_from_run(run)  # type: ignore[return-value]
+
+
+def _class_names(info: dict[str, object]) -> list[str] | None:
+    from neuromoco.data import DataConfig, dataset_info
+
+    data_cfg = info.get("data_cfg")
+    if not isinstance(data_cfg, dict):
+        return None
+    try:
+        return list(dataset_info(DataConfig(**data_cfg)).class_names)
+    except Exception:  # the data may be absent on the exporting machine; names are optional
+        return None
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Deployment check on what the repository makes itself: a small conv network, native vs Lava."""
     import numpy as np
@@ -116,6 +216,14 @@ def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
     p.add_argument("--reset-offset", type=int, default=0, help="Lava LIFReset offset")
     p.set_defaults(func=_cmd_simulate)
 
+    p = sub.add_parser("export", help="lower a trained run to a Loihi 2 netx file (and ONNX, NIR)")
+    p.add_argument("run", help="run folder or checkpoint file (RUN_OR_CKPT)")
+    p.add_argument("--target", default="loihi2", help="hardware target (loihi2, loihi1)")
+    p.add_argument("--out", required=True, help="MODEL.net")
+    p.add_argument("--onnx", default=None, help="also write the float model as ONNX")
+    p.add_argument("--nir", default=None, help="also write the integer network as NIR")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("demo", help="the whole chain on the built-in data")
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--samples", type=_positive_int, default=64, help="samples simulated natively")
@@ -138,8 +246,31 @@ def _load_plugged() -> list[object]:
     return modules
 
 
+def _quiet_third_party() -> None:
+    """Keep import-time noise of the libraries we build on out of the user's output.
+
+    tonic prints a Prophesee-toolbox notice on import, spikingjelly's cupy probe
+    logs about CUDA, and torch.jit warns about its own deprecation.
+    """
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+    warnings.filterwarnings("ignore", message=".*TensorBoard logging needs.*")
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for name in ("tonic", "spikingjelly.activation_based.neuron"):
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_third_party()
     parser = build_parser(_load_plugged())
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

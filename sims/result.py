@@ -62,6 +62,9 @@ class SimResult:
             raise SimulationError(f"{out}: folder {out.parent} does not exist")
         fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".npz", dir=out.parent)
         os.close(fd)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         try:
             np.savez_compressed(tmp, **arrays)
             os.replace(tmp, out)

@@ -3,7 +3,7 @@
 Per block:
 1. Fold a batch-norm that follows a conv into the conv's weight and bias.
 2. Choose the layer's scale ``q`` so the largest weight uses the 8-bit mantissa
-   (``max|w| * q = 254``), lowered if needed so the threshold mantissa
+   (``max|w| * q = 127``), lowered if needed so the threshold mantissa
    ``round(threshold * q)`` stays within 17 bits.
 3. Decays become ``round(decay * 4096)`` (the float model keeps them exact).
 4. The float bias enters the current every step; on Loihi it enters the

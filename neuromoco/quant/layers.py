@@ -2,8 +2,8 @@
 
 A :class:`QuantBlock` holds latent float weights (in the float model's units)
 and a fixed per-layer scale ``q``: the deployed integer weights are
-``clip(round(w * q), -254, 254)`` (an 8-bit mantissa with exponent 0, the range
-netx keeps exact), the threshold mantissa is ``round(threshold * q)`` and the
+``clip(round(w * q), -127, 127)`` (a signed 8-bit mantissa with exponent 0,
+which netx and Lava deliver exactly for dense and conv layers alike), the threshold mantissa is ``round(threshold * q)`` and the
 bias (which on Loihi enters the voltage every step) is an integer mantissa.
 :class:`QuantLoihiNet` chains them; with ``hw_timing`` it adds the one step of
 synaptic delay per layer that Lava and Loihi have, so its spikes equal the
@@ -23,8 +23,8 @@ from hw_targets import constants as C
 from neuromoco.models.base import SpikingBackbone
 from neuromoco.quant.ops import lif_step, round_ste
 
-#: netx keeps mixed-sign dense weights exact only inside [-256, 254]; we use the symmetric part.
-WEIGHT_LIMIT = C.NETX_MIXED_WEIGHT_MAX
+#: Signed 8-bit mantissas (DESIGN's numeric contract); inside netx's exact dense range [-256, 254].
+WEIGHT_LIMIT = (1 << (C.WEIGHT_BITS - 1)) - 1
 
 
 class QuantBlock(nn.Module):

@@ -41,6 +41,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from export.netx import read_netx
     from hw_targets.errors import SimulationError
 
+    table = None
+    if args.energy:
+        from hw_targets.energy_tables import resolve_energy_table
+
+        table = resolve_energy_table(args.energy)
     net = read_netx(args.model)
     path = Path(args.input)
     if not path.is_file():
@@ -64,13 +69,22 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             result = run_lava(args.model, spikes, args.steps, net=net, **kwargs)  # type: ignore[arg-type]
     except SimulationError as exc:
         raise SimulationError(f"{path}: {exc}") from None
-    result.to_npz(out)
+    extra = {}
+    if table is not None:
+        from sims.energy import estimate_energy
+
+        report = estimate_energy(net, result.layer_spike_counts, result.synops, result.out_spikes.shape[1], table)
+        extra = {"energy_uj_per_layer": np.array([layer.total_uj for layer in report.layers]),
+                 "energy_uj_total": np.array(report.total_uj)}
+    result.to_npz(out, extra)
     counts = result.layer_spike_counts
     print(f"{args.backend}: {counts.shape[0]} sample(s) x {result.out_spikes.shape[1]} steps in {result.wall_s:.3f} s")
     print(f"{'layer':<12}{'shape':>18}{'spikes/sample':>16}{'synops/sample':>16}")
     for i, name in enumerate(result.layer_names):
         shape = "x".join(str(s) for s in result.spikes[i].shape[2:])
         print(f"{name:<12}{shape:>18}{counts[:, i].mean():>16.1f}{result.synops[:, i].mean():>16.1f}")
+    if table is not None:
+        print(report.format_table())
     print(f"wrote {out}")
     return 0
 
@@ -214,6 +228,7 @@ def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="RESULT.npz")
     p.add_argument("--reset-interval", type=_positive_int, default=None, help="Lava LIFReset interval")
     p.add_argument("--reset-offset", type=int, default=0, help="Lava LIFReset offset")
+    p.add_argument("--energy", default=None, help="energy table: loihi, cmos45nm, or a TABLE.toml")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("export", help="lower a trained run to a Loihi 2 netx file (and ONNX, NIR)")

@@ -101,3 +101,21 @@ def test_debug_shows_traceback(model: Path, tmp_path: Path) -> None:
     x = _input(tmp_path, np.zeros((4, 3, 34, 34)))
     with pytest.raises(SimulationError):
         main(["--debug", "simulate", str(model), "--input", str(x), "--out", str(tmp_path / "r.npz")])
+
+
+@pytest.mark.parametrize("table", ["loihi", "cmos45nm"])
+def test_energy_table_printed_and_stored(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str) -> None:
+    x = _input(tmp_path, random_spikes(0, (2, 6, 2, 34, 34), 0.2))
+    out = tmp_path / "r.npz"
+    assert main(["simulate", str(model), "--input", str(x), "--energy", table, "--out", str(out)]) == 0
+    r = np.load(out)
+    assert r["energy_uj_per_layer"].shape == (5,)
+    assert float(r["energy_uj_total"]) == pytest.approx(float(r["energy_uj_per_layer"].sum()))
+    printed = capsys.readouterr().out
+    assert "total" in printed and "conv0" in printed
+
+
+def test_unknown_energy_table(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    x = _input(tmp_path, random_spikes(0, (2, 2, 34, 34), 0.2))
+    assert main(["simulate", str(model), "--input", str(x), "--energy", "gpu", "--out", str(tmp_path / "r.npz")]) == 2
+    assert "gpu" in capsys.readouterr().err

@@ -31,7 +31,11 @@ class SpikingBackbone(nn.Module):
     feature_dim: int
     num_classes: int
     readout: str
-    classifier: nn.Module
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The read-out layer ``classify`` runs (registered once, under its own name)."""
+        raise NotImplementedError
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Per-step features.

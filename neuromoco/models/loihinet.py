@@ -148,7 +148,11 @@ class LoihiNet(SpikingBackbone):
         self.blocks = nn.ModuleList(blocks)
         self.feature_dim = spec.feature_dim
         self.num_classes = num_classes
-        self.classifier = self.blocks[-1]
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The last block: dense synapse and spiking neuron (``blocks[-1]``)."""
+        return self.blocks[-1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks[:-1]:

@@ -50,7 +50,11 @@ class SEWResNet18(SpikingBackbone):
         self.net = net
         self.feature_dim = net.fc.in_features
         self.num_classes = num_classes
-        self.classifier = net.fc
+
+    @property
+    def classifier(self) -> torch.nn.Module:
+        """spikingjelly's ``fc`` (``net.fc``)."""
+        return self.net.fc
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net

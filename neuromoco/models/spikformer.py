@@ -156,7 +156,11 @@ class Spikformer(SpikingBackbone):
         self.head = nn.Linear(embed_dim, num_classes)
         self.feature_dim = embed_dim
         self.num_classes = num_classes
-        self.classifier = self.head
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The linear head (``head``)."""
+        return self.head
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.sps(x)).mean(3)  # (T, B, E)

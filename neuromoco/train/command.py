@@ -1,0 +1,80 @@
+"""``nmoco train``: one stage of NeuroMoCo training from a TOML config and flags.
+
+Each flag sets one config field (see ``FLAG_FIELDS`` in :mod:`neuromoco.train.config`);
+a flag left out keeps the TOML value, and a key left out of the TOML keeps the
+dataclass default. Under ``torchrun --nproc_per_node N`` the same command
+trains with DDP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``train`` subcommand to the ``nmoco`` parser."""
+    p = sub.add_parser(
+        "train",
+        help="pre-train (NeuroMoCo), fine-tune or linear-probe a spiking backbone",
+        description="Train one stage. Defaults live in neuromoco.train.config; a flag overrides the TOML field named.",
+    )
+    p.add_argument("--config", help="TOML file with [data] [augment] [model] [moco] [optim] [train] sections")
+    p.add_argument("--stage", choices=("pretrain", "finetune", "linear"), help="[train] stage")
+    p.add_argument("--data", help="[data] name, e.g. ndigits")
+    p.add_argument("--data-root", dest="data_root", help="[data] data_root: folder of a real dataset")
+    p.add_argument("--out", help="[train] out: run folder")
+    p.add_argument("--resume", action="store_true", default=None, help="[train] resume from <out>/checkpoints/last.pt")
+    p.add_argument("--model", help="[model] name (loihinet_s, loihinet_m, sew_resnet18, spikformer_2_256)")
+    p.add_argument("--label-fraction", dest="label_fraction", type=_fraction, help="[train] label_fraction")
+    p.add_argument("--epochs", type=_positive, help="[train] epochs")
+    p.add_argument("--seed", type=int, help="[train] seed")
+    p.add_argument("--init", help="[train] init: pre-training run folder or checkpoint to start from")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``nmoco train``.
+
+    Returns:
+        0 on success.
+
+    Raises:
+        ConfigError: Bad config file, key, value or flag combination.
+    """
+    from neuromoco.train.config import FLAG_FIELDS, load_config
+    from neuromoco.train.trainer import run_training
+
+    overrides = {dest: getattr(args, dest, None) for dest in FLAG_FIELDS}
+    cfg = load_config(args.config, overrides)
+    summary = run_training(cfg)
+    if summary["world_size"] == 1 or _is_rank_zero():
+        print(json.dumps({k: summary[k] for k in ("stage", "model", "epochs", "final", "train_time_s")}))
+        print(f"run folder: {cfg.run_dir}")
+    return 0
+
+
+def _is_rank_zero() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"

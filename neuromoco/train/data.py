@@ -1,0 +1,162 @@
+"""What a training stage reads: the framed splits, the view augmentation, and per-epoch loaders.
+
+Every epoch's sample order comes from a ``DistributedSampler`` seeded by
+``(seed, epoch)`` (one replica without DDP), and the augmentations from
+``(seed, epoch, index, view)`` (:mod:`neuromoco.data.loader`), so an epoch's
+batches are the same whether the run went straight through or was resumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sized
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from neuromoco.data import AugmentedDataset, TwoViewDataset, build_dataset, dataset_info, make_augment, make_loader
+from neuromoco.train.config import TrainConfig
+from neuromoco.train.distributed import DistContext
+
+Augment = Any  # ``augment(frames (T, P, H, W), generator) -> (T, P, H, W)``, from ``make_augment``
+
+
+@dataclass
+class StageData:
+    """The inputs of one training stage.
+
+    Attributes:
+        train: Framed train split, item ``(frames (T, C, H, W), label)``.
+        test: Framed test split.
+        num_classes: Number of labels.
+        input_shape: ``(C, H, W)`` of one frame.
+        n_time_bins: ``T``.
+        augment: View augmentation (``make_augment``).
+    """
+
+    train: Dataset  # type: ignore[type-arg]
+    test: Dataset  # type: ignore[type-arg]
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    n_time_bins: int
+    augment: Augment
+
+
+def build_stage_data(cfg: TrainConfig) -> StageData:
+    """Build the splits and the augmentation the config names.
+
+    Raises:
+        ConfigError, DataError: From the data package (bad name, missing files).
+    """
+    info = dataset_info(cfg.data)
+    return StageData(
+        train=build_dataset(cfg.data, "train"),
+        test=build_dataset(cfg.data, "test"),
+        num_classes=info.num_classes,
+        input_shape=info.input_shape,
+        n_time_bins=info.n_time_bins,
+        augment=make_augment(cfg.augment, info),
+    )
+
+
+def dataset_labels(dataset: Dataset) -> np.ndarray:  # type: ignore[type-arg]
+    """Labels of a framed dataset (its ``labels`` array, else read item by item)."""
+    labels = getattr(dataset, "labels", None)
+    if labels is not None:
+        return np.asarray(labels, dtype=np.int64)
+    assert isinstance(dataset, Sized)
+    return np.array([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
+
+
+def label_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A stratified subset of sample indices: ``ceil(fraction * n_c)`` of each class ``c``.
+
+    Args:
+        labels: ``(N,)`` int labels.
+        fraction: Share kept, in (0, 1].
+        seed: Which samples are kept.
+
+    Returns:
+        Sorted int64 indices.
+    """
+    if fraction >= 1.0:
+        return np.arange(len(labels), dtype=np.int64)
+    rng = np.random.default_rng([seed, 7])  # 7: the label-subset stream of the run seed
+    keep = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        count = max(1, int(np.ceil(fraction * len(members))))
+        keep.append(rng.choice(members, size=count, replace=False))
+    return np.sort(np.concatenate(keep)).astype(np.int64)
+
+
+def epoch_loader(
+    dataset: Dataset,  # type: ignore[type-arg]
+    cfg: TrainConfig,
+    ctx: DistContext,
+    epoch: int,
+    *,
+    shuffle: bool,
+    drop_last: bool,
+    batch_size: int | None = None,
+) -> DataLoader:  # type: ignore[type-arg]
+    """The loader of one epoch: this rank's share of a seeded ``DistributedSampler`` order.
+
+    Args:
+        dataset: A (possibly two-view) dataset; its ``set_epoch`` is called when it has one.
+        cfg: Seed, batch size and workers.
+        ctx: Rank and world size.
+        epoch: 1-based epoch (seeds the order and the views).
+        shuffle: Random order (training) or dataset order (evaluation).
+        drop_last: Drop the last incomplete batch.
+        batch_size: Samples per batch; ``[optim] batch_size`` when None.
+
+    Returns:
+        A DataLoader over a ``Subset`` in the sampler's order.
+    """
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    sampler = DistributedSampler(
+        dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle, seed=cfg.train.seed, drop_last=shuffle
+    )
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return make_loader(
+        Subset(dataset, order),
+        batch_size or cfg.optim.batch_size,
+        shuffle=False,
+        seed=cfg.train.seed * 100_003 + epoch,
+        num_workers=cfg.data.resolved_num_workers,
+        drop_last=drop_last,
+    )
+
+
+def eval_loader(dataset: Dataset, cfg: TrainConfig) -> DataLoader:  # type: ignore[type-arg]
+    """All of ``dataset`` in order, unaugmented (kNN bank, test accuracy)."""
+    return make_loader(
+        dataset, cfg.optim.batch_size, shuffle=False, seed=cfg.train.seed, num_workers=cfg.data.resolved_num_workers
+    )
+
+
+def pretrain_dataset(data: StageData, cfg: TrainConfig) -> Dataset:  # type: ignore[type-arg]
+    """Two augmented views of every training sample; labels are never read by the loss."""
+    return TwoViewDataset(data.train, data.augment, cfg.train.seed)
+
+
+def supervised_dataset(data: StageData, cfg: TrainConfig) -> tuple[Dataset, int]:  # type: ignore[type-arg]
+    """The labelled share of the training split, augmented when ``[train] augment``.
+
+    Returns:
+        The dataset and the number of labelled samples.
+    """
+    indices = label_subset(dataset_labels(data.train), cfg.train.label_fraction, cfg.train.seed)
+    labelled: Dataset = Subset(data.train, indices.tolist())  # type: ignore[type-arg]
+    if cfg.train.augment:
+        labelled = AugmentedDataset(labelled, data.augment, cfg.train.seed)
+    return labelled, len(indices)
+
+
+def as_time_major(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Loader batch ``(B, T, C, H, W)`` to model input ``[T, B, C, H, W]`` on ``device``."""
+    return frames.to(device, non_blocking=True).transpose(0, 1)

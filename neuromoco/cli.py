@@ -189,6 +189,24 @@ def _class_names(info: dict[str, object]) -> list[str] | None:
         return None
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from hw_targets.errors import SimulationError
+    from sims.report import summary_rows, write_markdown, write_plots
+    from sims.validate import validate
+
+    run = Path(args.run)
+    report = validate(run, samples=args.samples, lava_samples=args.lava_samples, backend=args.backend)
+    folder = run if run.is_dir() else run.parent
+    plots = write_plots(report, folder)
+    md = write_markdown(report, folder, plots, str(run))
+    for label, value in summary_rows(report):
+        print(f"{label:<34}{value}")
+    print(f"wrote {md} and {len(plots)} plots")
+    if report.lava_equals_native is False:
+        raise SimulationError(f"native != Lava: {report.first_lava_difference}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Deployment check on what the repository makes itself: a small conv network, native vs Lava."""
     import numpy as np
@@ -238,6 +256,14 @@ def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
     p.add_argument("--onnx", default=None, help="also write the float model as ONNX")
     p.add_argument("--nir", default=None, help="also write the integer network as NIR")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("validate", help="float vs fixed point vs Lava on the test split, report and plots")
+    p.add_argument("run", help="run folder or checkpoint file")
+    p.add_argument("--samples", type=_positive_int, default=None, help="test samples (default: all)")
+    p.add_argument("--backend", choices=("native", "lava"), default="native",
+                   help="native: all samples natively, --lava-samples in Lava; lava: all in both")
+    p.add_argument("--lava-samples", type=int, default=2, help="samples also run in Lava")
+    p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("demo", help="the whole chain on the built-in data")
     p.add_argument("--out", default="runs/demo", help="output folder")

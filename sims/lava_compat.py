@@ -85,6 +85,34 @@ def _quiet() -> Iterator[None]:
             yield
 
 
+@contextlib.contextmanager
+def _tolerant_start_method() -> Iterator[None]:
+    """Let Lava's import-time ``multiprocessing.set_start_method('fork')`` succeed.
+
+    Lava calls it unconditionally, which raises "context has already been set"
+    once anything in the process has fixed the start method (a DataLoader, a
+    ``get_start_method()`` call). Asking again for the method already in force
+    is a no-op here; a different one is set with ``force=True``, because Lava's
+    runtime needs ``fork``.
+    """
+    import multiprocessing
+
+    original = multiprocessing.set_start_method
+
+    def tolerant(method: str | None, force: bool = False) -> None:
+        current = multiprocessing.get_start_method(allow_none=True)
+        if current is None or force:
+            original(method, force=force)
+        elif current != method:
+            original(method, force=True)
+
+    multiprocessing.set_start_method = tolerant  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method = original
+
+
 def import_netx() -> ModuleType:
     """Import ``lava.lib.dl.netx`` (and Lava itself), fixed for Python 3.11 and quiet.
 
@@ -93,7 +121,7 @@ def import_netx() -> ModuleType:
     """
     _install_hook()
     try:
-        with _quiet():
+        with _quiet(), _tolerant_start_method():
             import lava.lib.dl.netx as netx  # noqa: PLC0415
         logging.getLogger("lava").setLevel(logging.ERROR)
     except ImportError as exc:

@@ -58,6 +58,7 @@ def quant_to_ir(qnet: Any) -> Network:
 
     layers: list[Layer] = []
     shape: tuple[int, ...] = tuple(int(s) for s in qnet.input_shape)
+    out: tuple[int, ...]
     with torch.no_grad():
         for i, block in enumerate(qnet.blocks):
             if isinstance(block, QuantFlatten):
@@ -73,8 +74,8 @@ def quant_to_ir(qnet: Any) -> Network:
             if block.kind == "conv":
                 hw = conv_output_hw(shape[1:], tuple(w.shape[2:]), block.stride, block.padding, block.dilation)  # type: ignore[arg-type]
                 out = (int(w.shape[0]), *hw)
-                layers.append(Conv(f"conv{i}", out, w, tuple(block.stride), tuple(block.padding),  # type: ignore[arg-type]
-                                   tuple(block.dilation), int(block.groups), bias, neuron))  # type: ignore[arg-type]
+                layers.append(Conv(f"conv{i}", out, w, tuple(block.stride), tuple(block.padding),
+                                   tuple(block.dilation), int(block.groups), bias, neuron))
             else:
                 out = (int(w.shape[0]),)
                 layers.append(Dense(f"dense{i}", out, w, bias, neuron))

@@ -116,7 +116,7 @@ def lif_layer(
             if row >= 0:
                 ar = a[row, j0:j1]
                 for i in range(width):
-                    u[i], v[i], out[i] = _lif_update(np.int64(ar[i]), u[i], v[i], im[i], vm[i], be[i], th[i],
+                    u[i], v[i], out[i] = _lif_update(int(ar[i]), u[i], v[i], im[i], vm[i], be[i], th[i],
                                                      half, mask, weight_exp)
             else:
                 for i in range(width):

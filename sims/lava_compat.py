@@ -106,7 +106,7 @@ def _tolerant_start_method() -> Iterator[None]:
         elif current != method:
             original(method, force=True)
 
-    multiprocessing.set_start_method = tolerant  # type: ignore[assignment]
+    multiprocessing.set_start_method = tolerant
     try:
         yield
     finally:

@@ -64,11 +64,13 @@ def write_plots(report: ValidationReport, folder: Path) -> list[Path]:
     ax.set_yticks(range(k), [_plain(c) for c in report.class_names], fontsize=7)
     ax.set_xlabel("predicted (fixed point)")
     ax.set_ylabel("true")
-    for i in range(k):
-        for j in range(k):
-            if report.confusion[i, j]:
-                ax.text(j, i, str(report.confusion[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if report.confusion[i, j] > report.confusion.max() / 2 else "black")
+    peak = int(report.confusion.max())
+    for row in range(k):
+        for col in range(k):
+            count = int(report.confusion[row, col])
+            if count:
+                ax.text(col, row, str(count), ha="center", va="center", fontsize=6,
+                        color="white" if count > peak / 2 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title("Confusion matrix (deployed network)")
     fig.tight_layout()

@@ -127,13 +127,14 @@ def validate(
     data_cfg = DataConfig(**info["data_cfg"])
     test = build_dataset(data_cfg, "test")
     names = list(dataset_info(data_cfg).class_names)
-    n = len(test) if samples is None else min(samples, len(test))
+    total = len(test)
+    n = total if samples is None else min(samples, total)
     if n <= 0:
         raise SimulationError("no test samples to validate on")
     if isinstance(model, QuantLoihiNet):
         qmodel, float_model = model, None
     else:
-        qmodel, float_model = to_quant(model, input_shape), model  # type: ignore[arg-type]
+        qmodel, float_model = to_quant(model, input_shape), model
     qmodel.eval()
     net: Network = quant_to_ir(qmodel)
     folder = Path(out_dir) if out_dir is not None else Path(run if Path(run).is_dir() else Path(run).parent) / "validate"

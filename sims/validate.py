@@ -14,6 +14,7 @@ DESIGN allows for validation); the arithmetic it checks is ``sims.native``'s.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from export.ir import Network
-from hw_targets.errors import SimulationError
+from hw_targets.errors import NmocoError, SimulationError
 from sims.result import first_difference
 
 
@@ -132,7 +133,14 @@ def validate(
     if n <= 0:
         raise SimulationError("no test samples to validate on")
     if isinstance(model, QuantLoihiNet):
+        # A QAT run: its float reference is the run it was initialised from (``[train] init``).
         qmodel, float_model = model, None
+        init = str(info.get("config", {}).get("train", {}).get("init", ""))
+        if init:
+            try:
+                float_model, _ = load_model_from_run(init)
+            except NmocoError as exc:
+                warnings.warn(f"float reference {init} not loadable ({exc}); float columns are left out", stacklevel=2)
     else:
         qmodel, float_model = to_quant(model, input_shape), model
     qmodel.eval()

@@ -130,6 +130,10 @@ def model_from_checkpoint(state: dict[str, Any]) -> SpikingBackbone:
     """
     model_cfg = ModelConfig(**state["model_cfg"])
     model = build_model(model_cfg, tuple(state["input_shape"]), int(state["num_classes"]))  # type: ignore[arg-type]
+    if state.get("stage") == "qat":
+        from neuromoco.quant.convert import to_quant
+
+        model = to_quant(model, tuple(state["input_shape"]))  # type: ignore[arg-type]
     model.load_state_dict(state["model"])
     return model.eval()
 

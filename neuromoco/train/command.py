@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Train one stage. Defaults live in neuromoco.train.config; a flag overrides the TOML field named.",
     )
     p.add_argument("--config", help="TOML file with [data] [augment] [model] [moco] [optim] [train] sections")
-    p.add_argument("--stage", choices=("pretrain", "finetune", "linear"), help="[train] stage")
+    p.add_argument("--stage", choices=("pretrain", "finetune", "linear", "qat"), help="[train] stage")
     p.add_argument("--data", help="[data] name, e.g. ndigits")
     p.add_argument("--data-root", dest="data_root", help="[data] data_root: folder of a real dataset")
     p.add_argument("--out", help="[train] out: run folder")

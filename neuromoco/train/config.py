@@ -24,7 +24,7 @@ from neuromoco.data import AugmentConfig, DataConfig
 from neuromoco.models.registry import ModelConfig
 from neuromoco.ssl.config import MoCoConfig
 
-STAGES = ("pretrain", "finetune", "linear")
+STAGES = ("pretrain", "finetune", "linear", "qat")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
 
@@ -65,7 +65,8 @@ class RunConfig:
     """The ``[train]`` section: the stage and how the run is driven.
 
     Attributes:
-        stage: ``"pretrain"`` (NeuroMoCo, no labels), ``"finetune"`` (all weights), ``"linear"`` (frozen backbone).
+        stage: ``"pretrain"`` (NeuroMoCo, no labels), ``"finetune"`` (all weights), ``"linear"`` (frozen backbone),
+            ``"qat"`` (loihinet only: fine-tune the integer Loihi twin of the ``init`` model, in hardware timing).
         epochs: Passes over the (labelled) training set.
         seed: Seed of initialisation, shuffling, augmentation and the label subset.
         label_fraction: Share of training labels used by ``finetune``/``linear`` (stratified per class).

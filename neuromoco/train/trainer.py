@@ -168,6 +168,11 @@ class Trainer:
         self.init_info: dict[str, Any] | None = None
         if cfg.train.init and not cfg.train.resume:
             self.init_info = ckpt.init_backbone_from(self.model, cfg.train.init, cfg.model)
+        if self.stage == "qat":
+            from neuromoco.quant.convert import to_quant
+
+            # Fold batch-norm, map decays/thresholds/weights onto Loihi's integer grid; train in hardware timing.
+            self.model = to_quant(self.model, self.data.input_shape)
         self.moco: MoCo | None = None
         self.train_set, self.labelled = self._stage_dataset()
         trainable = self._stage_module()

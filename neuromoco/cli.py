@@ -9,10 +9,12 @@ raises on purpose (:class:`NmocoError`) print one line and exit with code 2;
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from hw_targets.errors import NmocoError
 
@@ -130,6 +132,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise ExportError(f"{out}: folder {out.parent} does not exist")
     model, info = _load_run(args.run)
     input_shape = tuple(int(s) for s in info["input_shape"])
+    float_model = _float_reference(model, info) if args.onnx else model
     # Everything that can refuse runs before anything is written.
     net = lower(model, input_shape)  # type: ignore[arg-type]
     check_network(net, target)
@@ -158,7 +161,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.onnx:
         from export.onnx import export_onnx
 
-        onnx_path = export_onnx(model, input_shape, steps, Path(args.onnx))  # type: ignore[arg-type]
+        onnx_path = export_onnx(float_model, input_shape, steps, Path(args.onnx))  # type: ignore[arg-type]
         _write_json(onnx_path.with_name(onnx_path.name + ".json"), {**sidecar, "format": "onnx"})
         print(f"wrote {onnx_path} (float model unrolled over {steps} steps)")
     if args.nir:
@@ -169,6 +172,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {nir_path} (NIR graph of the integer network)")
     print(resources.format_table())
     return 0
+
+
+def _float_reference(model: object, info: dict[str, Any]) -> object:
+    """The float model behind a run: itself, or for a QAT run the run it was initialised from."""
+    from hw_targets.errors import ExportError
+    from neuromoco.quant.layers import QuantLoihiNet
+
+    if not isinstance(model, QuantLoihiNet):
+        return model
+    init = str(info.get("config", {}).get("train", {}).get("init", ""))
+    if not init:
+        raise ExportError(f"{info['path']}: --onnx exports the float model, but this QAT run names no [train] init")
+    return _load_run(init)[0]
 
 
 def _load_run(run: str) -> tuple[object, dict[str, object]]:
@@ -207,30 +223,108 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class DemoConfig:
+    """What ``nmoco demo`` runs: every training default comes from the training dataclasses;
+    only the stage lengths and the deployment settings of the demo live here."""
+
+    data: str = "ndigits"
+    model: str = "loihinet_s"
+    frame_mode: str = "binary"  # Loihi receives binary spikes: train on what the chip will see
+    pretrain_epochs: int = 8
+    finetune_epochs: int = 8
+    qat_epochs: int = 3
+    lava_samples: int = 3
+    target: str = "loihi2"
+    seed: int = 0
+
+
+def _demo_stage(demo: DemoConfig, out: Path, stage: str, epochs: int, init: Path | None) -> dict[str, Any]:
+    from neuromoco.train.config import config_from_dict
+    from neuromoco.train.trainer import run_training
+
+    tables: dict[str, dict[str, Any]] = {
+        "data": {"name": demo.data, "frame_mode": demo.frame_mode},
+        "model": {"name": demo.model},
+        "train": {"stage": stage, "epochs": epochs, "out": str(out / stage), "init": str(init or ""),
+                  "seed": demo.seed, "tensorboard": False},
+    }
+    summary: dict[str, Any] = run_training(config_from_dict(tables))
+    return summary
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    """Deployment check on what the repository makes itself: a small conv network, native vs Lava."""
-    import numpy as np
+    """The whole chain on ndigits: pre-train, fine-tune, QAT, export, validate, energy, one summary table."""
+    import shutil
+    import time
 
-    from export.examples import random_spikes, small_conv_network
+    from export.check import check_network, estimate_resources
+    from export.lower import lower
     from export.netx import write_netx
-    from sims.verify import compare_backends
+    from hw_targets import get_target
+    from neuromoco.train.checkpoint import load_model_from_run
+    from sims.report import write_markdown, write_plots
+    from sims.validate import validate
 
+    demo = DemoConfig()
+    if args.quick:
+        demo = dataclasses.replace(demo, pretrain_epochs=1, finetune_epochs=1, qat_epochs=1, lava_samples=1)
     out = Path(args.out)
+    for stage in ("pretrain", "finetune", "qat"):
+        if (out / stage).exists():
+            shutil.rmtree(out / stage)  # a demo run starts fresh; --out elsewhere keeps earlier runs
     out.mkdir(parents=True, exist_ok=True)
-    net = small_conv_network(seed=0)
-    path = write_netx(net, out / "demo_conv.net")
-    print(f"wrote {path}: {len(net.layers)} layers, input {net.input_shape}")
-    for i, layer in enumerate(net.layers):
-        print(f"  {net.describe(i)} -> {layer.out_shape}")
-    spikes = random_spikes(1, (args.samples, 16, *net.input_shape), 0.1)
-    np.save(out / "demo_input.npy", spikes)
-    print(f"simulating {args.samples} samples x 16 input steps natively, {args.lava_samples} in Lava (fixed_pt) ...")
-    comparison, native = compare_backends(path, net, spikes, args.lava_samples)
-    native.to_npz(out / "demo_native.npz")
-    print(comparison.verdict())
-    print(f"native: {comparison.native_rate:,.0f} sample-steps/s; Lava: {comparison.lava_rate:,.1f} steps/s "
-          f"(build {comparison.lava_build_s:.1f} s excluded); speed ratio {comparison.speedup:,.0f}x")
-    return 0 if comparison.equal else 1
+    clock = time.perf_counter()
+    steps = [("pretrain", demo.pretrain_epochs, None), ("finetune", demo.finetune_epochs, out / "pretrain"),
+             ("qat", demo.qat_epochs, out / "finetune")]
+    summaries = {}
+    for i, (stage, epochs, init) in enumerate(steps, start=1):
+        print(f"[{i}/6] {stage}: {demo.model} on {demo.data}, {epochs} epoch(s)", flush=True)
+        summaries[stage] = _demo_stage(demo, out, stage, epochs, init)
+
+    print("[4/6] export for loihi2: netx, ONNX, NIR", flush=True)
+    export_dir = out / "export"
+    export_dir.mkdir(exist_ok=True)
+    qmodel, info = load_model_from_run(out / "qat")
+    target = get_target(demo.target)
+    net = lower(qmodel, tuple(info["input_shape"]))  # type: ignore[arg-type]
+    check_network(net, target)
+    resources = estimate_resources(net, target)
+    export_args = argparse.Namespace(run=str(out / "qat"), target=demo.target, out=str(export_dir / "model.net"),
+                                     onnx=str(export_dir / "model.onnx"), nir=str(export_dir / "model.nir"))
+    _cmd_export(export_args)
+
+    print(f"[5/6] validate: float, QAT, native on the whole test split, Lava on {demo.lava_samples}", flush=True)
+    report = validate(out / "qat", lava_samples=demo.lava_samples, out_dir=export_dir / "validate")
+    plots = write_plots(report, out)
+    write_markdown(report, out, plots, f"nmoco demo ({demo.model} on {demo.data})")
+
+    print("[6/6] summary", flush=True)
+    acc = report.accuracy
+    rows = [
+        ("pre-training (MixInfoNCE)", f"{summaries['pretrain']['train_time_s']:.0f} s, final loss "
+                                      f"{summaries['pretrain']['final'].get('loss', float('nan')):.3f}"),
+        ("top-1 float (fine-tuned)", f"{100 * acc.get('float', float('nan')):.2f} %"),
+        ("top-1 QAT", f"{100 * acc['qat']:.2f} %"),
+        ("top-1 native (exported netx)", f"{100 * acc['native']:.2f} %  ({report.samples} test samples)"),
+        (f"top-1 Lava ({report.lava_samples} samples)", f"{100 * acc.get('lava', float('nan')):.2f} %"),
+        ("agreement float / fixed", f"{100 * report.agreement_float_fixed:.2f} %"),
+        ("QAT == native (every layer, step)", str(report.qat_equals_native)),
+        ("native == Lava (every layer, step)", str(report.lava_equals_native)),
+    ]
+    for table, energy in report.energy.items():
+        rows.append((f"energy / inference ({table})", f"{energy.total_uj:.3f} uJ"))
+        if energy.ann_uj is not None:
+            rows.append((f"  equivalent ANN ({table})", f"{energy.ann_uj:.3f} uJ"))
+    rows.append(("Loihi 2 resources", f"{resources.cores} cores on {resources.chips} chip(s)"))
+    rows.append(("wall time", f"{time.perf_counter() - clock:.0f} s"))
+    width = max(len(r[0]) for r in rows) + 2
+    print("-" * (width + 40))
+    for label, value in rows:
+        print(f"{label:<{width}}{value}")
+    print("-" * (width + 40))
+    print(f"report: {out / 'report.md'}; runs: {out}/pretrain, finetune, qat; exports: {export_dir}")
+    return 0 if report.lava_equals_native is not False and report.qat_equals_native else 1
 
 
 def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
@@ -267,8 +361,7 @@ def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole chain on the built-in data")
     p.add_argument("--out", default="runs/demo", help="output folder")
-    p.add_argument("--samples", type=_positive_int, default=64, help="samples simulated natively")
-    p.add_argument("--lava-samples", type=_positive_int, default=2, help="samples also run in Lava")
+    p.add_argument("--quick", action="store_true", help="one epoch per stage (a smoke run)")
     p.set_defaults(func=_cmd_demo)
 
     for module in plugged:

@@ -38,7 +38,7 @@ class SpikingBackbone(nn.Module):
         raise NotImplementedError
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-step features.
+        """Per-step features (the input encoder, if any, runs first: :meth:`encode_input`).
 
         Args:
             x: Frames ``[T, B, C, H, W]``, float32.
@@ -47,6 +47,22 @@ class SpikingBackbone(nn.Module):
             ``[T, B, D]`` with ``D = feature_dim``.
         """
         raise NotImplementedError
+
+    def set_input_encoder(self, encoder: nn.Module) -> None:
+        """Install a static-image encoder (:mod:`neuromoco.models.encoding`) that ``features`` runs first."""
+        self.add_module("input_encoder", encoder)
+
+    def encode_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone input: ``x`` itself, or ``input_encoder(x)`` when one is installed.
+
+        Args:
+            x: Frames ``[T, B, C, H, W]``.
+
+        Returns:
+            ``[T, B, C', H, W]`` (``C' = 2C`` for the hybrid code).
+        """
+        encoder = self._modules.get("input_encoder")
+        return x if encoder is None else encoder(x)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Per-step class outputs from per-step features.

@@ -155,6 +155,7 @@ class LoihiNet(SpikingBackbone):
         return self.blocks[-1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.encode_input(x)
         for block in self.blocks[:-1]:
             x = block(x)
         return x  # (T, B, feature_dim)

@@ -11,11 +11,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hw_targets.errors import ConfigError
+from neuromoco.models.adaptive import make_adaptive
 from neuromoco.models.base import SpikingBackbone
+from neuromoco.models.encoding import ENCODINGS, build_encoder, encoded_channels
 from neuromoco.models.loihinet import LOIHINET_SPECS, LoihiNet
 from neuromoco.models.neuron import check_cuba_params
 from neuromoco.models.sew_resnet import SEWResNet18
 from neuromoco.models.spikformer import Spikformer
+
+#: ``lif``: each family's fixed-parameter neuron (CUBA-LIF in loihinet, LIF elsewhere); ``adaptive``: ASNN's.
+NEURONS = ("lif", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,14 @@ class ModelConfig:
         batch_norm: loihinet puts a foldable ``BatchNorm2d`` after each conv.
         lif_tau: LIF membrane time constant (steps) of ``sew_resnet18`` and ``spikformer_2_256``.
         surrogate_alpha: ``alpha`` of the ATan surrogate gradient, all backbones.
+        neuron: ``lif`` (the family's fixed-parameter neuron, the only one Loihi 2 runs) or
+            ``adaptive`` (ASNN: learnable leak and input gain per time step, soft reset, and a
+            learnable scale per step on the read-out; :mod:`neuromoco.models.adaptive`).
+        encoding: How a static image becomes ``T`` steps (:mod:`neuromoco.models.encoding`):
+            ``direct`` (the frames as the data gives them; for images the analog image every
+            step), ``latency`` (one spike per lit pixel, brighter earlier) or ``hybrid`` (analog
+            step 0 through its own conv + batch-norm, latency spikes after). Event data takes
+            ``direct`` only.
     """
 
     name: str = "loihinet_s"
@@ -42,6 +55,8 @@ class ModelConfig:
     batch_norm: bool = True
     lif_tau: float = 2.0
     surrogate_alpha: float = 2.0
+    neuron: str = "lif"
+    encoding: str = "direct"
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
@@ -51,6 +66,10 @@ class ModelConfig:
             raise ConfigError(f"[model] lif_tau={self.lif_tau!r} must be > 1 (steps)")
         if self.surrogate_alpha <= 0.0:
             raise ConfigError(f"[model] surrogate_alpha={self.surrogate_alpha!r} must be > 0")
+        if self.neuron not in NEURONS:
+            raise ConfigError(f"[model] neuron={self.neuron!r}; choose one of {list(NEURONS)}")
+        if self.encoding not in ENCODINGS:
+            raise ConfigError(f"[model] encoding={self.encoding!r}; choose one of {list(ENCODINGS)}")
 
 
 Builder = Callable[[ModelConfig, tuple[int, int, int], int], SpikingBackbone]
@@ -94,20 +113,39 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
+def build_model(
+    cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int, time_steps: int | None = None
+) -> SpikingBackbone:
     """Build a registered backbone.
 
+    With ``neuron="lif"`` and ``encoding="direct"`` this is exactly the
+    registered backbone. ``adaptive`` swaps every neuron in place
+    (:func:`~neuromoco.models.adaptive.make_adaptive`); ``latency`` and
+    ``hybrid`` install an input encoder that ``features`` runs first, and
+    ``hybrid`` builds the backbone for ``2C`` input channels.
+
     Args:
-        cfg: Name and neuron settings.
-        input_shape: ``(C, H, W)`` of one frame.
+        cfg: Name, neuron and encoding settings.
+        input_shape: ``(C, H, W)`` of one frame (of the image, for static-image encodings).
         num_classes: Classifier width.
+        time_steps: ``T`` of the data; needed by ``neuron="adaptive"`` (one leak and gain per step).
 
     Returns:
         The backbone, in train mode, on the CPU.
 
     Raises:
-        ConfigError: Unknown name or a bad shape.
+        ConfigError: Unknown name, a bad shape, or ``adaptive`` without ``time_steps``.
     """
     if len(input_shape) != 3 or min(input_shape) <= 0 or num_classes <= 0:
         raise ConfigError(f"[model] {cfg.name}: bad input_shape {input_shape!r} or num_classes {num_classes!r}")
-    return MODELS[cfg.name](cfg, tuple(int(s) for s in input_shape), int(num_classes))  # type: ignore[arg-type]
+    channels, height, width = (int(s) for s in input_shape)
+    backbone_shape = (encoded_channels(cfg.encoding, channels), height, width)
+    model = MODELS[cfg.name](cfg, backbone_shape, int(num_classes))
+    if cfg.neuron == "adaptive":
+        if time_steps is None or int(time_steps) < 1:
+            raise ConfigError(f"[model] neuron='adaptive' needs the number of time steps (got time_steps={time_steps!r})")
+        make_adaptive(model, int(time_steps))
+    encoder = build_encoder(cfg.encoding, channels)
+    if encoder is not None:
+        model.set_input_encoder(encoder)
+    return model

@@ -58,6 +58,7 @@ class SEWResNet18(SpikingBackbone):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net
+        x = self.encode_input(x)
         x = net.maxpool(net.sn1(net.bn1(net.conv1(x))))  # (T, B, 64, H/4, W/4)
         x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
         return net.avgpool(x).flatten(2)  # (T, B, 512)

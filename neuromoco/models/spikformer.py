@@ -163,7 +163,7 @@ class Spikformer(SpikingBackbone):
         return self.head
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.sps(x)).mean(3)  # (T, B, E)
+        return self.encoder(self.sps(self.encode_input(x))).mean(3)  # (T, B, E)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)  # (T, B, num_classes)

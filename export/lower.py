@@ -36,6 +36,11 @@ def _refusal(name: str, module: Any) -> str | None:
     if isinstance(module, (nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm)):
         return (f"normalization {kind} does not fold into a preceding conv's weights and bias; "
                 "only BatchNorm2d directly after a conv folds")
+    if getattr(module, "analog_input", False):
+        return (f"{kind} feeds the network a real-valued input step (the hybrid code's analog image through its "
+                "conv + batch-norm stem), but the netx input here carries binary spikes into the first synapse; "
+                "graded input spikes would need input_message_bits > 0 on the input port and a lowering of the "
+                "stem, which this exporter does not do. Use the binary input code (--encoding latency)")
     if getattr(module, "per_step_parameters", False):
         return (f"{kind} has per-time-step neuron parameters; a Loihi 2 neuron's decays and threshold are fixed "
                 "registers. Use the fixed-parameter model (--neuron lif)")

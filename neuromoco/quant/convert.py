@@ -54,11 +54,18 @@ def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: boo
         TargetLimitError: if the model is not a sequential conv/dense CUBA-LIF network.
     """
     from neuromoco.models.loihinet import Flatten, LoihiBlock, LoihiNet
+    from neuromoco.models.neuron import CubaLIFNode
 
     if not isinstance(model, LoihiNet):
         raise TargetLimitError(
             f"QAT for Loihi needs a loihinet model; got {type(model).__name__}. "
             "Train loihinet_s or loihinet_m for deployment"
+        )
+    encoder = model._modules.get("input_encoder")
+    if encoder is not None and getattr(encoder, "analog_input", False):
+        raise TargetLimitError(
+            f"input encoder {type(encoder).__name__} feeds an analog step; Loihi input is binary spikes "
+            "(use --encoding latency)"
         )
     blocks: list[nn.Module] = []
     for i, block in enumerate(model.blocks):
@@ -74,6 +81,10 @@ def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: boo
             weight, bias = fold_batch_norm(weight, bias, block.norm)
             weight, bias = weight.detach(), bias.detach()
         node = block.neuron
+        if not isinstance(node, CubaLIFNode):
+            raise TargetLimitError(
+                f"block #{i}: {type(node).__name__} is not a CUBA-LIF neuron with fixed parameters (use --neuron lif)"
+            )
         q = layer_scale(weight, node.threshold)
         bias_v = bias / node.current_decay if node.current_decay > 0 else bias
         common = dict(

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         DataError: Missing or unreadable data.
     """
     from neuromoco.data.config import DataConfig
-    from neuromoco.data.registry import canonical_name, dataset_info
+    from neuromoco.data.registry import canonical_name, dataset_info, is_static
 
     if (args.show is None) != (args.out is None):
         raise ConfigError("--show N and --out FILE.png go together")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model input  T={info.n_time_bins} x {'x'.join(str(s) for s in info.input_shape)} (C, H, W)")
     if info.skipped_files:
         print(f"skipped      {info.skipped_files} corrupt or truncated file(s) (named in the warnings)")
-    if info.name != "digits":
+    if not is_static(info.name):
         counts = _event_counts(cfg, args.limit)
         note = f" (first {args.limit} per split)" if args.limit else ""
         if len(counts):
@@ -80,14 +80,14 @@ def _draw(cfg: Any, info: Any, count: int, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neuromoco.data.registry import build_dataset
+    from neuromoco.data.registry import build_dataset, is_static
 
     if not out.parent.is_dir():
         raise DataError(f"{out}: folder {out.parent} does not exist")
     dataset = build_dataset(cfg, "train")
     assert isinstance(dataset, Sized)
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int))
-    if info.name == "digits":
+    if is_static(info.name):
         cols = int(np.ceil(np.sqrt(len(picks))))
         rows = int(np.ceil(len(picks) / cols))
     else:
@@ -100,9 +100,9 @@ def _draw(cfg: Any, info: Any, count: int, out: Path) -> Path:
     for n, index in enumerate(picks):
         sample, label = dataset[int(index)]
         name = info.class_names[label][:12]
-        if info.name == "digits":  # (1, H, W) image
+        if is_static(info.name):  # (C, H, W) image, C = 1 or 3
             ax = axes.flat[n]
-            ax.imshow(sample[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+            ax.imshow(sample.permute(1, 2, 0).squeeze(2).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
             ax.set_title(name, fontsize=7)
             continue
         frames = sample.numpy()  # (T, P, H, W), P = [OFF, ON]
@@ -115,7 +115,7 @@ def _draw(cfg: Any, info: Any, count: int, out: Path) -> Path:
             if n == 0:
                 axes[n, step].set_title(f"t{step}", fontsize=7)
         axes[n, 0].set_ylabel(name, fontsize=7)
-    kind = "images" if info.name == "digits" else "rows: samples, columns: time bins; ON red, OFF blue"
+    kind = "images" if is_static(info.name) else "rows: samples, columns: time bins; ON red, OFF blue"
     fig.suptitle(f"{info.name}: {len(picks)} training samples ({kind})", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=80)

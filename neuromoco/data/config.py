@@ -30,16 +30,19 @@ class DataConfig:
 
     Attributes:
         name: ``ndigits`` (built in, events), ``digits`` (its static images),
-            ``nmnist``, ``ncaltech101``, ``dvs_cifar10`` or ``dvs_gesture``.
+            ``nmnist``, ``ncaltech101``, ``dvs_cifar10``, ``dvs_gesture``, or ``imagefolder``
+            (static images in torchvision's ImageFolder layout under ``data_root``).
         data_root: Folder holding a real dataset's files (``--data-root``); unused by
             ``ndigits`` and ``digits``.
         n_time_bins: ``T``, frames per sample. 8 keeps ``ndigits`` training fast on 2 CPU
-            cores (one bin is ~40 ms of its 315 ms saccade recording).
+            cores (one bin is ~40 ms of its 315 ms saccade recording). For static images,
+            the steps each image is coded into (``[model] encoding``).
         time_window_us: If set, each frame spans this many microseconds from the first
             event (zero-padded or cut to ``n_time_bins`` frames); if None, the recording
             is split into ``n_time_bins`` equal spans (tonic ``ToFrame(n_time_bins=...)``).
         size: ``(H, W)`` of the model input; events are binned down (or up) to it before
-            framing. None keeps the sensor size (34x34 for ``ndigits``).
+            framing, images are resized. None keeps the sensor size (34x34 for ``ndigits``;
+            the first image's size for ``imagefolder``).
         frame_mode: ``count`` (events per pixel and bin) or ``binary`` (1 where any event).
         num_workers: DataLoader worker processes; None picks ``min(8, cpu_count // 2)``, at least 1.
         seed: Data seed: the ``ndigits`` emulator (sensor mismatch and noise) and the seeded

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 BUILTIN = ("ndigits", "digits")
 REAL = ("nmnist", "ncaltech101", "dvs_cifar10", "dvs_gesture")
-NAMES = BUILTIN + REAL
+NAMES = BUILTIN + REAL + ("imagefolder",)
+#: Datasets of static images (item ``(image (C, H, W), label)``), not events.
+STATIC = ("digits", "imagefolder")
 SPLITS = ("train", "test")
 #: Datasets whose labels change under a horizontal mirror (left vs right hand wave).
 MIRROR_SENSITIVE = ("dvs_gesture",)
@@ -34,6 +36,7 @@ _ALIASES = {
     "dvsgesture": "dvs_gesture",
     "dvs128gesture": "dvs_gesture",
     "ibmgesture": "dvs_gesture",
+    "imagefolder": "imagefolder",
 }
 
 
@@ -47,6 +50,11 @@ def canonical_name(name: str) -> str:
     if key not in _ALIASES:
         raise ConfigError(f"[data] name={name!r} is not a dataset; choose one of {list(NAMES)}")
     return _ALIASES[key]
+
+
+def is_static(name: str) -> bool:
+    """Whether dataset ``name`` holds static images (``digits``, ``imagefolder``) rather than events."""
+    return canonical_name(name) in STATIC
 
 
 def _check_split(split: str) -> None:
@@ -74,7 +82,7 @@ def event_source(cfg: DataConfig, split: str) -> EventSource:
     """The events of one split of an event dataset (no framing), e.g. for statistics.
 
     Raises:
-        ConfigError: ``digits`` (images, not events) or a bad split.
+        ConfigError: ``digits`` or ``imagefolder`` (images, not events) or a bad split.
         DataError: The data root does not hold the dataset, or nothing is readable.
     """
     from neuromoco.data import ndigits
@@ -84,6 +92,8 @@ def event_source(cfg: DataConfig, split: str) -> EventSource:
     name = canonical_name(cfg.name)
     if name == "digits":
         raise ConfigError("dataset 'digits' holds static images, not events; use 'ndigits' for its event version")
+    if name == "imagefolder":
+        raise ConfigError("dataset 'imagefolder' holds static images, not events")
     if name == "ndigits":
         data = ndigits.load(cfg.seed, cfg.ndigits_count)
         indices = _ndigits_split(cfg.seed, cfg.ndigits_count)[SPLITS.index(split)]
@@ -103,6 +113,7 @@ def build_dataset(cfg: DataConfig, split: str) -> Dataset:  # type: ignore[type-
     Returns:
         Event datasets: item ``(frames (T, 2, H, W) float32, label int)``.
         ``digits``: item ``(image (1, H, W) float32 in [0, 1], label int)``.
+        ``imagefolder``: item ``(image (C, H, W) float32 in [0, 1], label int)``, C = 1 or 3.
 
     Raises:
         ConfigError: Bad split.
@@ -120,6 +131,12 @@ def build_dataset(cfg: DataConfig, split: str) -> Dataset:  # type: ignore[type-
         images, labels = ndigits.canvas_images(cfg.ndigits_count)
         indices = _ndigits_split(cfg.seed, cfg.ndigits_count)[SPLITS.index(split)]
         return ImageDataset(images[indices], labels[indices], cfg.size)
+    if name == "imagefolder":
+        from neuromoco.data.imagefolder import ImageFolderDataset, index_image_folder
+
+        folder = index_image_folder(cfg.data_root, cfg.seed)
+        paths, split_labels = folder.train if split == "train" else folder.test
+        return ImageFolderDataset(paths, split_labels, folder.channels, cfg.size or folder.image_hw)
     source = event_source(cfg, split)
     spec = frame_spec(cfg, source.sensor_size)
     folder = None
@@ -150,6 +167,15 @@ def dataset_info(cfg: DataConfig) -> DatasetInfo:
         out_h, out_w = cfg.size if cfg.size is not None else (height, width)
         return DatasetInfo(name, len(ndigits.CLASS_NAMES), ndigits.CLASS_NAMES, sensor, (channels, out_h, out_w),
                            cfg.n_time_bins, len(train), len(test), True, 0, None)
+    if name == "imagefolder":
+        from neuromoco.data.imagefolder import index_image_folder
+
+        folder = index_image_folder(cfg.data_root, cfg.seed)
+        height, width = folder.image_hw
+        out_h, out_w = cfg.size if cfg.size is not None else (height, width)
+        return DatasetInfo(name, len(folder.class_names), folder.class_names, (width, height, folder.channels),
+                           (folder.channels, out_h, out_w), cfg.n_time_bins, len(folder.train[0]),
+                           len(folder.test[0]), True, 0, str(folder.folder))
     index = index_dataset(name, cfg.data_root, cfg.seed)
     width, height, polarities = index.sensor_size
     out_h, out_w = cfg.size if cfg.size is not None else (height, width)

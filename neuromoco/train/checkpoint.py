@@ -129,7 +129,8 @@ def model_from_checkpoint(state: dict[str, Any]) -> SpikingBackbone:
         The backbone in eval mode on the CPU (or where ``state``'s tensors are).
     """
     model_cfg = ModelConfig(**state["model_cfg"])
-    model = build_model(model_cfg, tuple(state["input_shape"]), int(state["num_classes"]))  # type: ignore[arg-type]
+    model = build_model(model_cfg, tuple(state["input_shape"]), int(state["num_classes"]),  # type: ignore[arg-type]
+                        time_steps=state.get("n_time_bins"))
     if state.get("stage") == "qat":
         from neuromoco.quant.convert import to_quant
 

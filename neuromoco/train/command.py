@@ -50,6 +50,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--epochs", type=_positive, help="[train] epochs")
     p.add_argument("--seed", type=int, help="[train] seed")
     p.add_argument("--init", help="[train] init: pre-training run folder or checkpoint to start from")
+    p.add_argument("--neuron", choices=("lif", "adaptive"),
+                   help="[model] neuron: lif (fixed parameters, deployable) or adaptive (ASNN, per-step leak and gain)")
+    p.add_argument("--encoding", choices=("direct", "latency", "hybrid"),
+                   help="[model] encoding of static images (digits, imagefolder): direct, latency or hybrid")
     p.set_defaults(func=run)
 
 

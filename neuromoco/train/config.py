@@ -128,9 +128,28 @@ class TrainConfig:
     train: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
+        from neuromoco.data.registry import is_static
+
         if self.train.stage == "pretrain" and self.optim.batch_size % self.moco.bn_splits:
             raise ConfigError(
                 f"[optim] batch_size={self.optim.batch_size} must be a multiple of [moco] bn_splits={self.moco.bn_splits}"
+            )
+        encoding = self.model.encoding
+        if encoding != "direct" and not is_static(self.data.name):
+            raise ConfigError(
+                f"[model] encoding={encoding!r} codes static images, but [data] name={self.data.name!r} gives event "
+                "frames; use encoding='direct' or a static-image dataset (digits, imagefolder)"
+            )
+        if encoding == "hybrid" and self.data.n_time_bins < 2:
+            raise ConfigError(
+                f"[model] encoding='hybrid' needs [data] n_time_bins >= 2 (one analog step, then latency spikes), "
+                f"got {self.data.n_time_bins}"
+            )
+        if self.train.stage == "qat" and (self.model.neuron != "lif" or encoding != "direct"):
+            raise ConfigError(
+                f"[train] stage='qat' trains the integer Loihi twin, which has fixed-parameter CUBA-LIF neurons and "
+                f"takes the frames as given; got [model] neuron={self.model.neuron!r}, encoding={encoding!r}: "
+                "use neuron='lif', encoding='direct'"
             )
 
     @property
@@ -156,6 +175,8 @@ FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "epochs": ("train", "epochs"),
     "seed": ("train", "seed"),
     "init": ("train", "init"),
+    "neuron": ("model", "neuron"),
+    "encoding": ("model", "encoding"),
 }
 
 

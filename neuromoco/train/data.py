@@ -16,6 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from neuromoco.data import AugmentedDataset, TwoViewDataset, build_dataset, dataset_info, make_augment, make_loader
+from neuromoco.data.registry import is_static
+from neuromoco.data.static import StaticFrames, make_image_augment
 from neuromoco.train.config import TrainConfig
 from neuromoco.train.distributed import DistContext
 
@@ -50,13 +52,19 @@ def build_stage_data(cfg: TrainConfig) -> StageData:
         ConfigError, DataError: From the data package (bad name, missing files).
     """
     info = dataset_info(cfg.data)
+    train, test = build_dataset(cfg.data, "train"), build_dataset(cfg.data, "test")
+    augment = make_augment(cfg.augment, info)
+    if is_static(info.name):
+        # Images become T identical frames here; the model's input encoder re-codes them.
+        train, test = StaticFrames(train, info.n_time_bins), StaticFrames(test, info.n_time_bins)
+        augment = make_image_augment(cfg.augment, info)
     return StageData(
-        train=build_dataset(cfg.data, "train"),
-        test=build_dataset(cfg.data, "test"),
+        train=train,
+        test=test,
         num_classes=info.num_classes,
         input_shape=info.input_shape,
         n_time_bins=info.n_time_bins,
-        augment=make_augment(cfg.augment, info),
+        augment=augment,
     )
 
 

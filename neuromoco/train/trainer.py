@@ -164,7 +164,9 @@ class Trainer:
         self.data = data if data is not None else build_stage_data(cfg)
         self.amp = cfg.train.amp and self.device.type == "cuda"
 
-        self.model: SpikingBackbone = build_model(cfg.model, self.data.input_shape, self.data.num_classes)
+        self.model: SpikingBackbone = build_model(
+            cfg.model, self.data.input_shape, self.data.num_classes, time_steps=self.data.n_time_bins
+        )
         self.init_info: dict[str, Any] | None = None
         if cfg.train.init and not cfg.train.resume:
             self.init_info = ckpt.init_backbone_from(self.model, cfg.train.init, cfg.model)

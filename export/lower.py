@@ -48,8 +48,14 @@ def _refusal(name: str, module: Any) -> str | None:
 
 
 def check_deployable(model: Any) -> None:
-    """Raise :class:`TargetLimitError` naming the first module Loihi 2 cannot run."""
+    """Raise :class:`TargetLimitError` naming the first module Loihi 2 cannot run.
+
+    A batch-norm that is a ``LoihiBlock``'s ``norm`` (directly after its synapse) folds and is allowed.
+    """
+    folded = {id(m.norm) for m in model.modules() if type(m).__name__ == "LoihiBlock" and m.norm is not None}
     for name, module in model.named_modules():
+        if id(module) in folded:
+            continue
         reason = _refusal(name, module)
         if reason is not None:
             raise TargetLimitError(f"layer '{name}' ({type(module).__name__}): cannot run on loihi2: {reason}")

@@ -1,7 +1,7 @@
 """From a trained float ``loihinet`` to its QAT twin: fold, scale, map onto the integer grid.
 
 Per block:
-1. Fold a batch-norm that follows a conv into the conv's weight and bias.
+1. Fold a batch-norm that follows a conv or dense synapse into its weight and bias.
 2. Choose the layer's scale ``q`` so the largest weight uses the 8-bit mantissa
    (``max|w| * q = 127``), lowered if needed so the threshold mantissa
    ``round(threshold * q)`` stays within 17 bits.
@@ -22,8 +22,10 @@ from hw_targets.errors import TargetLimitError
 from neuromoco.quant.layers import WEIGHT_LIMIT, QuantBlock, QuantFlatten, QuantLoihiNet
 
 
-def fold_batch_norm(weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Conv weight and bias with an eval-mode ``BatchNorm2d`` folded in.
+def fold_batch_norm(
+    weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.BatchNorm2d | nn.BatchNorm1d
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conv (or dense) weight and bias with the eval-mode batch-norm that follows folded in.
 
     ``w' = w * gamma / sqrt(var + eps)``, ``b' = (b - mean) * gamma / sqrt(var + eps) + beta``.
     """
@@ -32,7 +34,8 @@ def fold_batch_norm(weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.Ba
     beta = norm.bias if norm.bias is not None else torch.zeros_like(norm.running_mean)
     inv = gamma / torch.sqrt(norm.running_var + norm.eps)
     b = bias if bias is not None else torch.zeros_like(norm.running_mean)
-    return weight * inv.view(-1, 1, 1, 1), (b - norm.running_mean) * inv + beta
+    scale = inv.view(-1, *([1] * (weight.dim() - 1)))  # per output channel / unit
+    return weight * scale, (b - norm.running_mean) * inv + beta
 
 
 def layer_scale(weight: torch.Tensor, threshold: float) -> float:

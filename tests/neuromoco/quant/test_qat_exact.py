@@ -105,3 +105,14 @@ def test_max_pool_refused_with_the_way_out() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.MaxPool2d(2))
     with pytest.raises(TargetLimitError, match=r"layer '1' \(MaxPool2d\).*use a strided conv"):
         check_deployable(model)
+
+
+def test_dense_batch_norm_folds_too() -> None:
+    torch.manual_seed(1)
+    lin = torch.nn.Linear(6, 4)
+    norm = torch.nn.BatchNorm1d(4).eval()
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    x = torch.randn(3, 6)
+    w, b = fold_batch_norm(lin.weight, lin.bias, norm)
+    assert torch.allclose(torch.nn.functional.linear(x, w, b), norm(lin(x)), atol=1e-5)

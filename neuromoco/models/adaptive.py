@@ -181,7 +181,7 @@ class StepScaledReadout(nn.Module):
         Returns:
             ``[T, B, num_classes]``.
         """
-        out = self.head(x)
+        out: torch.Tensor = self.head(x)
         _check_steps(out.shape[0], self.time_steps, "StepScaledReadout")
         scale = self.step_scale[: out.shape[0]].to(out.dtype)
         return out * scale.view(-1, *([1] * (out.dim() - 1)))
@@ -216,6 +216,7 @@ def make_adaptive(model: nn.Module, time_steps: int) -> None:
             detach_reset=bool(node.detach_reset),
             step_mode=node.step_mode,
         ))
-    head = model.classifier  # type: ignore[attr-defined]
+    head = getattr(model, "classifier")
+    assert isinstance(head, nn.Module)
     head_name = next(name for name, m in model.named_modules() if m is head)
     _replace(model, head_name, StepScaledReadout(head, time_steps))

@@ -231,9 +231,9 @@ class DemoConfig:
     data: str = "ndigits"
     model: str = "loihinet_s"
     frame_mode: str = "binary"  # Loihi receives binary spikes: train on what the chip will see
-    pretrain_epochs: int = 8
-    finetune_epochs: int = 8
-    qat_epochs: int = 3
+    pretrain_epochs: int = 5
+    finetune_epochs: int = 6
+    qat_epochs: int = 2
     lava_samples: int = 3
     target: str = "loihi2"
     seed: int = 0
@@ -328,7 +328,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nmoco", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="nmoco",
+        description="neuromoco: spiking networks from NeuroMoCo training to a bit-exact Loihi 2 deployment",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

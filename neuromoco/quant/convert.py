@@ -4,12 +4,13 @@ Per block:
 1. Fold a batch-norm that follows a conv or dense synapse into its weight and bias.
 2. Choose the layer's scale ``q`` so the largest weight uses the 8-bit mantissa
    (``max|w| * q = 127``), lowered if needed so the threshold mantissa
-   ``round(threshold * q)`` stays within 17 bits.
+   ``round(threshold * q)`` stays within 17 bits and the bias mantissa within 13.
 3. Decays become ``round(decay * 4096)`` (the float model keeps them exact).
 4. The float bias enters the current every step; on Loihi it enters the
-   voltage. They agree in steady state when ``bias_v = bias_u / current_decay``,
-   so that is the starting bias mantissa ``round(bias_v * q)``; QAT fine-tuning
-   absorbs the transient difference.
+   voltage. With ``current_decay = 1`` (the deployable default: ``u`` is
+   memoryless) the two are the same; otherwise they agree in steady state when
+   ``bias_v = bias_u / current_decay``, which is the starting bias mantissa
+   ``round(bias_v * q)``, and QAT fine-tuning absorbs the transient.
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ def fold_batch_norm(
     return weight * scale, (b - norm.running_mean) * inv + beta
 
 
-def layer_scale(weight: torch.Tensor, threshold: float) -> float:
-    """Integer units per float unit: fill the 8-bit mantissa, keep the threshold within 17 bits."""
+def layer_scale(weight: torch.Tensor, threshold: float, bias: torch.Tensor | None = None) -> float:
+    """Integer units per float unit: fill the 8-bit mantissa, keep the threshold within 17 bits
+    and the bias within Lava's signed 13-bit ``bias_mant``."""
     peak = float(weight.abs().max())
     q = WEIGHT_LIMIT / peak if peak > 0 else 1.0
-    return min(q, C.VTH_MANT_MAX / max(threshold, 1e-12))
+    q = min(q, C.VTH_MANT_MAX / max(threshold, 1e-12))
+    if bias is not None and float(bias.abs().max()) > 0:
+        q = min(q, ((1 << (C.BIAS_MANT_BITS - 1)) - 1) / float(bias.abs().max()))
+    return q
 
 
 def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: bool = True) -> QuantLoihiNet:
@@ -88,8 +93,8 @@ def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: boo
             raise TargetLimitError(
                 f"block #{i}: {type(node).__name__} is not a CUBA-LIF neuron with fixed parameters (use --neuron lif)"
             )
-        q = layer_scale(weight, node.threshold)
         bias_v = bias / node.current_decay if node.current_decay > 0 else bias
+        q = layer_scale(weight, node.threshold, bias_v)
         common = dict(
             bias=torch.round(bias_v * q),
             scale=q,

@@ -231,9 +231,12 @@ class DemoConfig:
     data: str = "ndigits"
     model: str = "loihinet_s"
     frame_mode: str = "binary"  # Loihi receives binary spikes: train on what the chip will see
+    # A memoryless current makes the float bias (into u) and Loihi's bias (into v) the same thing,
+    # so QAT starts from an exact conversion; see neuromoco/quant/convert.py.
+    current_decay: float = 1.0
     pretrain_epochs: int = 5
     finetune_epochs: int = 6
-    qat_epochs: int = 2
+    qat_epochs: int = 3
     lava_samples: int = 3
     target: str = "loihi2"
     seed: int = 0
@@ -245,7 +248,7 @@ def _demo_stage(demo: DemoConfig, out: Path, stage: str, epochs: int, init: Path
 
     tables: dict[str, dict[str, Any]] = {
         "data": {"name": demo.data, "frame_mode": demo.frame_mode},
-        "model": {"name": demo.model},
+        "model": {"name": demo.model, "current_decay": demo.current_decay},
         "train": {"stage": stage, "epochs": epochs, "out": str(out / stage), "init": str(init or ""),
                   "seed": demo.seed, "tensorboard": False},
     }

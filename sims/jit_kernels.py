@@ -136,7 +136,7 @@ def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np
 
 
 @njit(cache=True, nogil=True)
-def scatter_conv(
+def scatter_conv_nhwc(
     f_start: int,
     f_stop: int,
     s: npt.NDArray[Any],
@@ -152,61 +152,16 @@ def scatter_conv(
 ) -> None:
     """Event-driven convolution: every active input adds its kernel column to the outputs it reaches.
 
-    Equals ``torch.nn.functional.conv2d`` (cross-correlation) for binary input. Sums are
-    int32 and wrap modulo 2**32, so a later 24-bit wrap gives Lava's conv accumulator
-    exactly whatever the weights.
+    Equals ``torch.nn.functional.conv2d`` (cross-correlation) for binary input. The output is
+    channels-last, so each add is one contiguous vector. Sums are int32 and wrap modulo 2**32,
+    so a later 24-bit wrap gives Lava's conv accumulator exactly whatever the weights.
 
     Args:
         f_start, f_stop: the frames this call computes.
         s: (F, C_in, H, W) bool spikes.
         w: (C_in, kH, kW, C_out / groups) int32, the torch weight rearranged per input channel.
-        out: (F, C_out, H_out, W_out) int32, zero on entry; receives the sums.
+        out: (F, H_out, W_out, C_out) int32, zero on entry; receives the sums.
     """
-    _, c_in, height, width = s.shape
-    _, k_h, k_w, per_group_out = w.shape
-    h_out, w_out = out.shape[2], out.shape[3]
-    per_group_in = c_in // groups
-    for f in range(f_start, f_stop):
-        for c in range(c_in):
-            first_out = (c // per_group_in) * per_group_out
-            for y in range(height):
-                for x in range(width):
-                    if not s[f, c, y, x]:
-                        continue
-                    for ky in range(k_h):
-                        ty = y + pad_h - ky * dil_h
-                        if ty < 0 or ty % stride_h != 0:
-                            continue
-                        oy = ty // stride_h
-                        if oy >= h_out:
-                            continue
-                        for kx in range(k_w):
-                            tx = x + pad_w - kx * dil_w
-                            if tx < 0 or tx % stride_w != 0:
-                                continue
-                            ox = tx // stride_w
-                            if ox >= w_out:
-                                continue
-                            for j in range(per_group_out):
-                                out[f, first_out + j, oy, ox] += w[c, ky, kx, j]
-
-
-@njit(cache=True, nogil=True)
-def scatter_conv_nhwc(
-    f_start: int,
-    f_stop: int,
-    s: npt.NDArray[Any],
-    w: npt.NDArray[Any],
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dil_h: int,
-    dil_w: int,
-    groups: int,
-    out: npt.NDArray[Any],
-) -> None:
-    """:func:`scatter_conv` into a channels-last ``out`` (F, H_out, W_out, C_out): contiguous adds, for wide layers."""
     _, c_in, height, width = s.shape
     _, k_h, k_w, per_group_out = w.shape
     h_out, w_out = out.shape[1], out.shape[2]
@@ -239,7 +194,7 @@ def scatter_conv_nhwc(
 
 
 def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDArray[np.int32]:
-    """Torch layout (C_out, C_in / g, kH, kW) -> (C_in, kH, kW, C_out / g) for :func:`scatter_conv`."""
+    """Torch layout (C_out, C_in / g, kH, kW) -> (C_in, kH, kW, C_out / g) for :func:`scatter_conv_nhwc`."""
     c_out, per_group_in, k_h, k_w = weight.shape
     per_group_out = c_out // groups
     w = np.asarray(weight, dtype=np.int32).reshape(groups, per_group_out, per_group_in, k_h, k_w)

@@ -32,7 +32,6 @@ from sims.kernels import netx_dense_synapse
 from sims.jit_kernels import (
     expand_param,
     lif_layer,
-    scatter_conv,
     scatter_conv_nhwc,
     scatter_dense,
     scatter_weight,
@@ -40,8 +39,6 @@ from sims.jit_kernels import (
 )
 from sims.result import SimResult
 
-#: From this many output channels per group on, scattering channels-last and transposing is faster.
-_CHANNELS_LAST_MIN = 16
 #: Largest synaptic-input tensor (bytes) built at once; bigger batches are split.
 _CHUNK_BYTES = 192 * 1024 * 1024
 
@@ -174,13 +171,9 @@ def _conv_accumulator(layer: Conv, plan: _ConvPlan, s: torch.Tensor, steps: int)
     if dense_input:
         frames = ~frames
     geometry = (*layer.stride, *layer.padding, *layer.dilation, layer.groups)
-    if layer.shape[0] // layer.groups >= _CHANNELS_LAST_MIN:
-        nhwc = np.zeros((n_frames, layer.shape[1], layer.shape[2], layer.shape[0]), dtype=np.int32)
-        split_run(scatter_conv_nhwc, n_frames, frames, plan.scatter_weight, *geometry, nhwc)
-        out = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
-    else:
-        out = np.zeros((n_frames, *layer.shape), dtype=np.int32)
-        split_run(scatter_conv, n_frames, frames, plan.scatter_weight, *geometry, out)
+    nhwc = np.zeros((n_frames, layer.shape[1], layer.shape[2], layer.shape[0]), dtype=np.int32)
+    split_run(scatter_conv_nhwc, n_frames, frames, plan.scatter_weight, *geometry, nhwc)
+    out = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
     if dense_input:
         np.subtract(plan.all_active, out, out=out)
     return out.reshape(span, -1)

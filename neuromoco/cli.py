@@ -135,6 +135,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     float_model = _float_reference(model, info) if args.onnx else model
     # Everything that can refuse runs before anything is written.
     net = lower(model, input_shape)  # type: ignore[arg-type]
+    input_encoding = _input_encoding(info)
     check_network(net, target)
     resources = estimate_resources(net, target)
     steps = int(info.get("n_time_bins") or 0)
@@ -147,7 +148,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         "time_steps": steps,
         "latency_steps": latency,
         "input_shape": list(input_shape),
-        "input_encoding": "binary spikes: frame > 0, one frame per step into the first synapse",
+        "input_encoding": input_encoding,
         "class_names": _class_names(info),
         "readout": (f"argmax of output spike counts over {steps} input steps + {latency} steps of synaptic latency"),
         "target": target.name,
@@ -172,6 +173,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {nir_path} (NIR graph of the integer network)")
     print(resources.format_table())
     return 0
+
+
+def _input_encoding(info: dict[str, Any]) -> str:
+    """What the exported network's input port receives, for the sidecar.
+
+    Raises:
+        TargetLimitError: A static-image run with direct coding: its input is the analog
+            image at every step, which a binary netx input port cannot carry.
+    """
+    from hw_targets.errors import TargetLimitError
+    from neuromoco.data.registry import is_static
+
+    data_cfg = info.get("data_cfg")
+    encoding = str((info.get("model_cfg") or {}).get("encoding", "direct"))
+    if isinstance(data_cfg, dict) and is_static(str(data_cfg.get("name", ""))) and encoding == "direct":
+        raise TargetLimitError(
+            f"{info['path']}: input coding 'direct' feeds the analog image of dataset {data_cfg['name']!r} at every "
+            "step, but the netx input here carries binary spikes into the first synapse; train with --encoding latency"
+        )
+    if encoding == "latency":
+        return ("binary spikes: the latency code of each image (one spike per lit pixel, at step "
+                "round((1 - x) * (T - 1)); neuromoco.models.encoding.latency_code), one frame per step")
+    return "binary spikes: frame > 0, one frame per step into the first synapse"
 
 
 def _float_reference(model: object, info: dict[str, Any]) -> object:

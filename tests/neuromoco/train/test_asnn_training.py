@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 import torch
@@ -76,3 +77,18 @@ def test_lif_hybrid_export_refuses_the_analog_step(tmp_path, capsys):
     assert main(["export", str(tmp_path / "run"), "--target", "loihi2", "--out", str(tmp_path / "m.net")]) == 2
     err = capsys.readouterr().err.strip()
     assert "'input_encoder'" in err and "binary spikes" in err and "--encoding latency" in err
+
+
+def test_latency_lif_run_exports_and_direct_images_are_refused(tmp_path, capsys):
+    run_training(static_config(tmp_path, "lif", "latency"))
+    out = tmp_path / "m.net"
+    assert main(["export", str(tmp_path / "run"), "--target", "loihi2", "--out", str(out)]) == 0
+    assert "latency code" in json.loads((tmp_path / "m.net.json").read_text())["input_encoding"]
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    run_training(static_config(direct, "lif", "direct"))
+    capsys.readouterr()
+    assert main(["export", str(direct / "run"), "--target", "loihi2", "--out", str(direct / "m.net")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'direct'" in err and "analog image" in err and "--encoding latency" in err
+    assert not (direct / "m.net").exists()

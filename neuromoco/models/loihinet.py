@@ -1,8 +1,9 @@
 """``loihinet``: the deployable family, conv and dense only, CUBA-LIF everywhere.
 
 Every layer is a synapse (``nn.Conv2d`` or ``nn.Linear``, bias allowed), an
-optional ``nn.BatchNorm2d`` directly after a conv (it folds into the conv's
-weight and bias on export) and a :class:`CubaLIFNode`. Downsampling is done by
+optional batch-norm directly after it (``nn.BatchNorm2d`` after a conv,
+``nn.BatchNorm1d`` after the dense feature layer; either folds into the
+synapse's weight and bias on export) and a :class:`CubaLIFNode`. Downsampling is done by
 strided convs, never by pooling, because netx refuses pooling layers. The
 exporter walks ``LoihiNet.blocks`` in order; each entry is a
 :class:`LoihiBlock` or a :class:`Flatten`.
@@ -62,11 +63,13 @@ class LoihiBlock(nn.Module):
 
     Attributes:
         synapse: ``nn.Conv2d`` or ``nn.Linear``.
-        norm: ``nn.BatchNorm2d`` after a conv, or None.
+        norm: ``nn.BatchNorm2d`` after a conv, ``nn.BatchNorm1d`` after a dense synapse, or None.
         neuron: The :class:`CubaLIFNode`.
     """
 
-    def __init__(self, synapse: nn.Conv2d | nn.Linear, norm: nn.BatchNorm2d | None, node: CubaLIFNode) -> None:
+    def __init__(
+        self, synapse: nn.Conv2d | nn.Linear, norm: nn.BatchNorm2d | nn.BatchNorm1d | None, node: CubaLIFNode
+    ) -> None:
         super().__init__()
         self.synapse = synapse
         self.norm = norm
@@ -120,7 +123,7 @@ class LoihiNet(SpikingBackbone):
             voltage_decay: CUBA-LIF voltage decay of every layer.
             threshold: CUBA-LIF threshold of every layer.
             surrogate_alpha: ``alpha`` of the ATan surrogate gradient.
-            batch_norm: Put a foldable ``BatchNorm2d`` after each conv.
+            batch_norm: Put a foldable batch-norm after each conv and after the dense feature layer.
 
         Raises:
             ConfigError: A neuron parameter is not representable on Loihi 2.
@@ -143,7 +146,12 @@ class LoihiNet(SpikingBackbone):
             height = (height + 2 * conv.padding - conv.kernel) // conv.stride + 1
             width = (width + 2 * conv.padding - conv.kernel) // conv.stride + 1
         blocks.append(Flatten())
-        blocks.append(LoihiBlock(nn.Linear(channels * height * width, spec.feature_dim), None, node()))
+        # Without a norm here the dense layer's drive is dominated by the summed activity of
+        # thousands of inputs: units end up always on or always off and SSL collapses.
+        feature_norm = nn.BatchNorm1d(spec.feature_dim) if batch_norm else None
+        blocks.append(
+            LoihiBlock(nn.Linear(channels * height * width, spec.feature_dim, bias=not batch_norm), feature_norm, node())
+        )
         blocks.append(LoihiBlock(nn.Linear(spec.feature_dim, num_classes), None, node()))
         self.blocks = nn.ModuleList(blocks)
         self.feature_dim = spec.feature_dim

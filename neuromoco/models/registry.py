@@ -35,7 +35,7 @@ class ModelConfig:
         current_decay: loihinet CUBA-LIF current decay, a multiple of 1/4096 (1024/4096: tau_u = 4 steps).
         voltage_decay: loihinet CUBA-LIF voltage decay, a multiple of 1/4096 (128/4096: nearly integrating).
         threshold: loihinet CUBA-LIF threshold, a multiple of 1/64.
-        batch_norm: loihinet puts a foldable ``BatchNorm2d`` after each conv.
+        batch_norm: loihinet puts a foldable batch-norm after each conv and its dense feature layer.
         lif_tau: LIF membrane time constant (steps) of ``sew_resnet18`` and ``spikformer_2_256``.
         surrogate_alpha: ``alpha`` of the ATan surrogate gradient, all backbones.
         neuron: ``lif`` (the family's fixed-parameter neuron, the only one Loihi 2 runs) or

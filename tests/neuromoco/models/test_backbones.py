@@ -52,11 +52,14 @@ def test_loihinet_is_deployable(name):
         assert isinstance(block, (LoihiBlock, Flatten))
         if isinstance(block, LoihiBlock):
             assert isinstance(block.synapse, (nn.Conv2d, nn.Linear))
-            assert block.norm is None or (isinstance(block.norm, nn.BatchNorm2d) and isinstance(block.synapse, nn.Conv2d))
+            if isinstance(block.synapse, nn.Conv2d):
+                assert block.norm is None or isinstance(block.norm, nn.BatchNorm2d)
+            else:
+                assert block.norm is None or isinstance(block.norm, nn.BatchNorm1d)
             assert isinstance(block.neuron, CubaLIFNode)
     pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     assert not any(isinstance(m, pooling) for m in model.modules())
-    assert model.classifier is model.blocks[-1]
+    assert model.classifier is model.blocks[-1] and model.classifier.norm is None
 
 
 def test_neuron_settings_reach_every_loihinet_neuron():
@@ -65,7 +68,7 @@ def test_neuron_settings_reach_every_loihinet_neuron():
     nodes = [m for m in model.modules() if isinstance(m, CubaLIFNode)]
     assert len(nodes) == 4
     assert all((n.current_decay, n.voltage_decay, n.threshold) == (0.5, 0.125, 0.75) for n in nodes)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules())
 
 
 def test_unknown_model_name():

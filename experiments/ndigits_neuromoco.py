@@ -1,0 +1,155 @@
+"""NeuroMoCo on ndigits with loihinet_s: every arm of the issue's results table, for several seeds.
+
+Arms (each a normal ``nmoco train`` run folder under ``--out``/s<seed>/):
+
+    pre_mix, pre_info        pre-training with MixInfoNCE (λ = --lambda) and InfoNCE
+    pre_mix_l<λ>             extra pre-trainings for the λ ablation (--ablate-lambdas)
+    scratch_10, scratch_100  supervised from scratch with 10 % / 100 % of the labels
+    mix_10, mix_100          fine-tuning from pre_mix
+    info_10, info_100        fine-tuning from pre_info
+    lin_mix, lin_info        linear probe on the frozen pre-trained encoders
+    lin_random               linear probe on a frozen random encoder
+    lin_mix_l<λ>             linear probe of each ablation encoder
+
+Configs come from ``configs/ndigits_loihinet_s_{pretrain,finetune,linear}.toml``;
+this script only sets the seed, the label fraction, the loss, λ, the epochs and
+``--init``. A finished arm (its ``summary.json`` exists) is not run again, so
+the script can be stopped and restarted. Results go to ``results.json`` and a
+Markdown table ``results.md`` (mean ± sample std over seeds).
+
+    python experiments/ndigits_neuromoco.py --seeds 0 1 2 --out runs/ndigits_neuromoco
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from neuromoco.train.config import TrainConfig, load_config
+from neuromoco.train.trainer import SUMMARY_NAME, run_training
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PRETRAIN = CONFIGS / "ndigits_loihinet_s_pretrain.toml"
+FINETUNE = CONFIGS / "ndigits_loihinet_s_finetune.toml"
+LINEAR = CONFIGS / "ndigits_loihinet_s_linear.toml"
+
+
+def _config(path: Path, out: Path, seed: int, **changes: dict[str, Any]) -> TrainConfig:
+    cfg = load_config(path, {"out": str(out), "seed": seed})
+    for section, values in changes.items():
+        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
+    return cfg
+
+
+def _run(cfg: TrainConfig) -> dict[str, Any]:
+    done = cfg.run_dir / SUMMARY_NAME
+    if done.is_file():
+        return json.loads(done.read_text())
+    print(f"--- {cfg.run_dir} ({cfg.train.stage})", flush=True)
+    return run_training(cfg)
+
+
+def run_seed(root: Path, seed: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every arm for one seed; returns ``{arm: summary}``."""
+    base = root / f"s{seed}"
+    quiet = {"progress": False}
+    results: dict[str, dict[str, Any]] = {}
+
+    def pretrain(name: str, loss: str, mix_lambda: float) -> Path:
+        cfg = _config(PRETRAIN, base / name, seed, moco={"loss": loss, "mix_lambda": mix_lambda},
+                      train={"epochs": args.pretrain_epochs, **quiet})
+        results[name] = _run(cfg)
+        return cfg.run_dir
+
+    def finetune(name: str, fraction: float, init: Path | None) -> None:
+        epochs = args.finetune_epochs_10 if fraction < 1.0 else args.finetune_epochs_100
+        cfg = _config(FINETUNE, base / name, seed,
+                      train={"label_fraction": fraction, "init": str(init or ""), "epochs": epochs, **quiet})
+        results[name] = _run(cfg)
+
+    def linear(name: str, init: Path | None) -> None:
+        cfg = _config(LINEAR, base / name, seed, train={"init": str(init or ""), "epochs": args.linear_epochs, **quiet})
+        results[name] = _run(cfg)
+
+    pre_mix = pretrain("pre_mix", "mixinfonce", args.mix_lambda)
+    pre_info = pretrain("pre_info", "infonce", args.mix_lambda)
+    for fraction, tag in ((0.1, "10"), (1.0, "100")):
+        finetune(f"scratch_{tag}", fraction, None)
+        finetune(f"mix_{tag}", fraction, pre_mix)
+        finetune(f"info_{tag}", fraction, pre_info)
+    linear("lin_mix", pre_mix)
+    linear("lin_info", pre_info)
+    linear("lin_random", None)
+    for lam in args.ablate_lambdas:
+        run = pretrain(f"pre_mix_l{lam:g}", "mixinfonce", lam)
+        linear(f"lin_mix_l{lam:g}", run)
+    return results
+
+
+def _finished(folder: Path) -> dict[str, dict[str, Any]]:
+    """Summaries of the arms of one seed that have finished."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(folder.glob(f"*/{SUMMARY_NAME}"))}
+
+
+ROWS = (
+    ("supervised from scratch, 10 % labels", "scratch_10", "test_top1"),
+    ("NeuroMoCo (MixInfoNCE) + fine-tune, 10 % labels", "mix_10", "test_top1"),
+    ("NeuroMoCo (InfoNCE) + fine-tune, 10 % labels", "info_10", "test_top1"),
+    ("supervised from scratch, 100 % labels", "scratch_100", "test_top1"),
+    ("NeuroMoCo (MixInfoNCE) + fine-tune, 100 % labels", "mix_100", "test_top1"),
+    ("NeuroMoCo (InfoNCE) + fine-tune, 100 % labels", "info_100", "test_top1"),
+    ("linear probe, MixInfoNCE encoder", "lin_mix", "test_top1"),
+    ("linear probe, InfoNCE encoder", "lin_info", "test_top1"),
+    ("linear probe, random encoder", "lin_random", "test_top1"),
+    ("kNN monitor after pre-training, MixInfoNCE", "pre_mix", "knn_top1"),
+    ("kNN monitor after pre-training, InfoNCE", "pre_info", "knn_top1"),
+)
+
+
+def table(per_seed: dict[int, dict[str, dict[str, Any]]], lambdas: list[float]) -> str:
+    """Markdown table of mean ± std (percent) over the seeds that finished each arm."""
+    rows = list(ROWS) + [(f"linear probe, MixInfoNCE λ={lam:g}", f"lin_mix_l{lam:g}", "test_top1") for lam in lambdas]
+    lines = ["| arm | top-1 % (mean ± std) | seeds |", "|---|---|---|"]
+    for label, arm, metric in rows:
+        values = [100 * r[arm]["final"][metric] for r in per_seed.values() if arm in r and metric in r[arm]["final"]]
+        if not values:
+            continue
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        lines.append(f"| {label} | {statistics.mean(values):.1f} ± {std:.1f} | {len(values)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", default="runs/ndigits_neuromoco")
+    parser.add_argument("--mix-lambda", type=float, default=load_config(PRETRAIN).moco.mix_lambda)
+    parser.add_argument("--ablate-lambdas", type=float, nargs="*", default=[])
+    parser.add_argument("--pretrain-epochs", type=int, default=load_config(PRETRAIN).train.epochs)
+    parser.add_argument("--finetune-epochs-10", type=int, default=100, help="epochs over the 10 %% subset")
+    parser.add_argument("--finetune-epochs-100", type=int, default=load_config(FINETUNE).train.epochs)
+    parser.add_argument("--linear-epochs", type=int, default=load_config(LINEAR).train.epochs)
+    parser.add_argument("--report-only", action="store_true", help="tabulate finished arms, train nothing")
+    args = parser.parse_args()
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    per_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    start = time.time()
+    for seed in args.seeds:
+        if args.report_only:
+            per_seed[seed] = _finished(root / f"s{seed}")
+            continue
+        per_seed[seed] = run_seed(root, seed, args)
+        (root / "results.json").write_text(json.dumps({str(k): v for k, v in per_seed.items()}, indent=2) + "\n")
+        (root / "results.md").write_text(table(per_seed, args.ablate_lambdas))
+        print(f"seed {seed} done after {time.time() - start:.0f} s", flush=True)
+    print(table(per_seed, args.ablate_lambdas))
+
+
+if __name__ == "__main__":
+    main()

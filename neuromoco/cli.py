@@ -266,16 +266,25 @@ class DemoConfig:
     seed: int = 0
 
 
+#: The recipes in configs/ (one per stage) that the demo follows, overriding only what DemoConfig sets.
+_RECIPES = Path(__file__).resolve().parents[1] / "configs"
+
+
 def _demo_stage(demo: DemoConfig, out: Path, stage: str, epochs: int, init: Path | None) -> dict[str, Any]:
+    import tomllib
+
     from neuromoco.train.config import config_from_dict
     from neuromoco.train.trainer import run_training
 
-    tables: dict[str, dict[str, Any]] = {
-        "data": {"name": demo.data, "frame_mode": demo.frame_mode},
-        "model": {"name": demo.model, "current_decay": demo.current_decay},
-        "train": {"stage": stage, "epochs": epochs, "out": str(out / stage), "init": str(init or ""),
-                  "seed": demo.seed, "tensorboard": False},
-    }
+    recipe = _RECIPES / f"{demo.data}_{demo.model}_{stage}.toml"
+    tables: dict[str, dict[str, Any]] = {}
+    if recipe.is_file():
+        with recipe.open("rb") as f:
+            tables = tomllib.load(f)
+    tables.setdefault("data", {}).update(name=demo.data, frame_mode=demo.frame_mode)
+    tables.setdefault("model", {}).update(name=demo.model, current_decay=demo.current_decay)
+    tables.setdefault("train", {}).update(stage=stage, epochs=epochs, out=str(out / stage), init=str(init or ""),
+                                          seed=demo.seed, tensorboard=False)
     summary: dict[str, Any] = run_training(config_from_dict(tables))
     return summary
 

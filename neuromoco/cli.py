@@ -271,7 +271,10 @@ _RECIPES = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _demo_stage(demo: DemoConfig, out: Path, stage: str, epochs: int, init: Path | None) -> dict[str, Any]:
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the same parser from PyPI
+        import tomli as tomllib
 
     from neuromoco.train.config import config_from_dict
     from neuromoco.train.trainer import run_training

@@ -10,9 +10,14 @@ keys are errors naming them. The resolved config is written back as TOML
 
 from __future__ import annotations
 
+import sys
+
 import dataclasses
 import math
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI
+    import tomli as tomllib
 import types
 import typing
 from dataclasses import dataclass, field

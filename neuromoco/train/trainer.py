@@ -15,6 +15,8 @@ under ``torchrun`` with any number of processes (DDP; rank 0 writes).
 
 from __future__ import annotations
 
+import sys
+
 import json
 import math
 import random
@@ -464,7 +466,10 @@ def run_training(cfg: TrainConfig, data: StageData | None = None) -> dict[str, A
 
 def resolved_config_of(run_dir: str | Path) -> TrainConfig:
     """Read a run folder's ``config.toml`` back (``config_from_dict`` of the saved tables)."""
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the same parser from PyPI
+        import tomli as tomllib
 
     with (Path(run_dir) / CONFIG_NAME).open("rb") as handle:
         return config_from_dict(tomllib.load(handle))

@@ -40,6 +40,14 @@ _REFUSED_TYPES = {
 _NEURON_KEYS = ("type", "iDecay", "vDecay", "vThMant")
 #: Descriptive keys slayer writes and netx never reads; regenerated on write.
 _DESCRIPTIVE_KEYS = {"inFeatures", "outFeatures", "inChannels", "outChannels", "kernelSize"}
+#: Largest dataset the reader loads (elements): a declared shape is checked before any data is read,
+#: so a file claiming terabytes (a chunked dataset of fill values, a corrupt dataspace) is refused at once.
+MAX_DATASET_ELEMENTS = 1 << 26
+#: Largest layer (neurons) the reader accepts: 16 Loihi 2 chips' worth, far beyond what a netx file of a
+#: single network describes; a corrupt shape would otherwise make the simulators allocate it.
+MAX_LAYER_NEURONS = 1 << 24
+#: What h5py raises on corrupt files, broken links and names that are not UTF-8.
+_H5_ERRORS = (KeyError, OSError, RuntimeError, ValueError, TypeError)
 
 
 class _Ctx:
@@ -51,10 +59,75 @@ class _Ctx:
         self.type = ""
 
     def where(self) -> str:
-        return self.path if self.index is None else f"{self.path}: layer {self.index} ({self.type or '?'})"
+        return self.path if self.index is None else f"{self.path}: layer {self.index} ({_safe(self.type) or '?'})"
 
     def err(self, field: str, what: str) -> ExportError:
-        return ExportError(f"{self.where()}: '{field}': {what}")
+        return ExportError(f"{self.where()}: '{_safe(field)}': {what}")
+
+
+def _safe(name: str) -> str:
+    """A name read from a file, fit for a one-line message: printable, short, control characters escaped."""
+    text = name if name.isprintable() else repr(name)[1:-1]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ----------------------------------------------------------------------------- the h5py boundary
+#
+# Every access to the file goes through these helpers: a corrupt file, a broken or external
+# link, a name that is not UTF-8 or a dataset too big to load becomes one ExportError naming
+# the field, and nothing from the file is evaluated (only numbers and strings are read).
+
+
+def _keys(group: h5py.Group, ctx: _Ctx, field: str) -> list[str]:
+    """The member names of ``group``; every one must be a (UTF-8) string."""
+    try:
+        keys = list(group.keys())
+    except _H5_ERRORS as exc:
+        raise ctx.err(field, f"cannot list its members; corrupt file? ({type(exc).__name__}: {exc})") from None
+    for key in keys:
+        if not isinstance(key, str):
+            raise ctx.err(field, f"has a member whose name is not valid UTF-8 ({key!r:.40})")
+    return keys
+
+
+def _has(group: h5py.Group, key: str, ctx: _Ctx, field: str) -> bool:
+    try:
+        return key in group
+    except _H5_ERRORS as exc:
+        raise ctx.err(field, f"cannot be looked up; corrupt file? ({type(exc).__name__}: {exc})") from None
+
+
+def _child(group: h5py.Group, key: str, ctx: _Ctx, field: str) -> Any:
+    """``group[key]`` (a Dataset or Group); external links (which open other files) are refused."""
+    try:
+        link = group.get(key, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            raise ctx.err(field, f"is an external link to {link.filename!r:.80}; netx files must be self-contained")
+        return group[key]
+    except _H5_ERRORS as exc:
+        if isinstance(exc, ExportError):
+            raise
+        raise ctx.err(field, f"cannot be opened; corrupt file or broken link? ({type(exc).__name__}: {exc})") from None
+
+
+def _load(ds: Any, ctx: _Ctx, field: str) -> Any:
+    """The value of a dataset, after checking where its data lives and how big it says it is."""
+    if not isinstance(ds, h5py.Dataset):
+        raise ctx.err(field, "must be a dataset, found a group")
+    try:
+        if ds.external or ds.is_virtual:
+            raise ctx.err(field, "keeps its data in other files (external storage or a virtual dataset); "
+                                 "netx files must be self-contained")
+        shape = ds.shape
+        size = 1 if shape is None else int(np.prod([int(s) for s in shape], dtype=object))
+        if size > MAX_DATASET_ELEMENTS:
+            raise ctx.err(field, f"declares {size} values (shape {shape}), more than the reader's limit of "
+                                 f"{MAX_DATASET_ELEMENTS}; the file is corrupt or not a netx network")
+        return ds[()]
+    except _H5_ERRORS as exc:
+        if isinstance(exc, ExportError):
+            raise
+        raise ctx.err(field, f"cannot be read; corrupt file? ({type(exc).__name__}: {exc})") from None
 
 
 # ----------------------------------------------------------------------------- reading
@@ -63,12 +136,12 @@ class _Ctx:
 def _decode_type(ds: Any, ctx: _Ctx, field: str) -> str:
     if not isinstance(ds, h5py.Dataset):
         raise ctx.err(field, "must be a string dataset")
+    value = _load(ds, ctx, field)
+    if isinstance(value, np.ndarray):
+        if value.size < 1:
+            raise ctx.err(field, "is empty")
+        value = value.reshape(-1)[0]
     try:
-        value = ds[()]
-        if isinstance(value, np.ndarray):
-            if value.size < 1:
-                raise ctx.err(field, "is empty")
-            value = value.reshape(-1)[0]
         if isinstance(value, bytes):
             return value.decode("ascii")
         if isinstance(value, str):
@@ -79,17 +152,11 @@ def _decode_type(ds: Any, ctx: _Ctx, field: str) -> str:
 
 
 def _read_array(group: h5py.Group, key: str, ctx: _Ctx, required: bool = True) -> npt.NDArray[Any] | None:
-    if key not in group:
+    if not _has(group, key, ctx, key):
         if required:
             raise ctx.err(key, "is missing")
         return None
-    ds = group[key]
-    if not isinstance(ds, h5py.Dataset):
-        raise ctx.err(key, "must be a dataset, found a group")
-    try:
-        arr = np.asarray(ds[()])
-    except (OSError, ValueError, TypeError) as exc:
-        raise ctx.err(key, f"cannot be read ({exc})") from None
+    arr = np.asarray(_load(_child(group, key, ctx, key), ctx, key))
     if arr.dtype == np.bool_:
         arr = arr.astype(np.int64)
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
@@ -120,28 +187,45 @@ def _shape(group: h5py.Group, ctx: _Ctx, key: str = "shape") -> tuple[int, ...]:
     arr = _to_int(arr.reshape(-1), ctx, key)
     if arr.size not in (1, 3) or np.any(arr <= 0):
         raise ctx.err(key, f"must be (N,) or (C, H, W) with positive sizes, got {arr.tolist()}")
-    return tuple(int(v) for v in arr)
+    shape = tuple(int(v) for v in arr)
+    if int(np.prod(shape, dtype=object)) > MAX_LAYER_NEURONS:
+        raise ctx.err(key, f"{list(shape)} is more than the reader's limit of {MAX_LAYER_NEURONS} neurons per layer")
+    return shape
 
 
-def _scalar_extra(value: Any) -> Scalar:
+def _scalar_extra(value: Any, ctx: _Ctx, field: str) -> Scalar:
+    """An extra key (netx ignores it): one bool, integer, finite float or UTF-8 string, kept verbatim."""
     if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size == 1 else value.tolist()
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace")
-    if isinstance(value, np.generic):
-        return value.item()  # type: ignore[no-any-return]
-    return value  # type: ignore[no-any-return]
+        if value.size != 1:
+            raise ctx.err(field, f"holds {value.size} values; neuromoco keeps extra keys only as single values")
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):  # also np.bytes_
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ctx.err(field, "is not a UTF-8 string") from None
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            raise ctx.err(field, "contains NaN or inf")
+        return float(value)
+    raise ctx.err(field, f"has type {type(value).__name__}; extra keys must be numbers or strings")
 
 
 def _read_neuron(group: h5py.Group, ctx: _Ctx) -> CubaNeuron:
     if not isinstance(group, h5py.Group):
         raise ctx.err("neuron", "must be a group")
-    kind = _decode_type(group["type"], ctx, "neuron/type") if "type" in group else None
-    if kind is None:
+    if not _has(group, "type", ctx, "neuron/type"):
         raise ctx.err("neuron/type", "is missing")
+    kind = _decode_type(_child(group, "type", ctx, "neuron/type"), ctx, "neuron/type")
     if kind not in ("CUBA", "LOIHI"):
-        raise ctx.err("neuron/type", f"{kind!r} is not supported; neuromoco deploys CUBA-LIF neurons (CUBA or LOIHI)")
-    if "messageBits" in group:
+        raise ctx.err("neuron/type", f"{kind!r:.60} is not supported; neuromoco deploys CUBA-LIF neurons (CUBA or LOIHI)")
+    if _has(group, "messageBits", ctx, "neuron/messageBits"):
         raise ctx.err("neuron/messageBits", "netx reads it as a group wrapper and the Lava run fails; remove the key")
     values = {}
     for key in ("iDecay", "vDecay", "vThMant"):
@@ -151,13 +235,13 @@ def _read_neuron(group: h5py.Group, ctx: _Ctx) -> CubaNeuron:
             raise ctx.err(f"neuron/{key}", f"must be a scalar or 1-D, got shape {arr.shape}")
         values[key] = _to_int(arr, ctx, f"neuron/{key}")
     extras: list[tuple[str, Scalar]] = []
-    for key in sorted(group.keys()):
+    for key in sorted(_keys(group, ctx, "neuron")):
         if key in _NEURON_KEYS:
             continue
-        item = group[key]
+        item = _child(group, key, ctx, f"neuron/{key}")
         if not isinstance(item, h5py.Dataset):
             raise ctx.err(f"neuron/{key}", "unexpected group inside neuron/")
-        extras.append((key, _scalar_extra(item[()])))
+        extras.append((key, _scalar_extra(_load(item, ctx, f"neuron/{key}"), ctx, f"neuron/{key}")))
     try:
         return CubaNeuron(values["iDecay"], values["vDecay"], values["vThMant"], kind=kind, extras=tuple(extras))
     except IRError as exc:
@@ -201,7 +285,7 @@ def _read_dense(g: h5py.Group, ctx: _Ctx, name: str, in_shape: tuple[int, ...]) 
             delay = np.repeat(delay.reshape(1, -1), w.shape[0], axis=0)
         elif delay.shape != w.shape:
             raise ctx.err("delay", f"has shape {delay.shape}; expected a scalar, ({w.shape[0]},), ({w.shape[1]},) or {w.shape}")
-    neuron = _read_neuron(g["neuron"], ctx) if "neuron" in g else None
+    neuron = _read_neuron(_child(g, "neuron", ctx, "neuron"), ctx) if _has(g, "neuron", ctx, "neuron") else None
     return Dense(name, (n_out,), w, bias, neuron, delay)
 
 
@@ -218,8 +302,8 @@ def _read_conv(g: h5py.Group, ctx: _Ctx, name: str, in_shape: tuple[int, ...]) -
         if w.shape[4] != 1:
             raise ctx.err("weight", f"5-D weight must end in a singleton axis, got {w.shape}")
         w = w.reshape(w.shape[:4])
-    if w.ndim != 4:
-        raise ctx.err("weight", f"must be 4-D (Cout, Cin/groups, kH, kW), got shape {w.shape}")
+    if w.ndim != 4 or 0 in w.shape:
+        raise ctx.err("weight", f"must be 4-D (Cout, Cin/groups, kH, kW) with no empty axis, got shape {w.shape}")
     geometry = {}
     for key in ("stride", "padding", "dilation"):
         arr = _read_array(g, key, ctx)
@@ -243,9 +327,9 @@ def _read_conv(g: h5py.Group, ctx: _Ctx, name: str, in_shape: tuple[int, ...]) -
             bias = np.ascontiguousarray(bias.transpose(2, 1, 0))
         elif bias.shape != (shape[0],):
             raise ctx.err("bias", f"has shape {bias.shape}; netx accepts ({shape[0]},) per channel or {whc} per neuron (W, H, C)")
-    if "neuron" not in g:
+    if not _has(g, "neuron", ctx, "neuron"):
         raise ctx.err("neuron", "is missing; netx needs a neuron on every conv layer")
-    neuron = _read_neuron(g["neuron"], ctx)
+    neuron = _read_neuron(_child(g, "neuron", ctx, "neuron"), ctx)
     return Conv(name, shape, w, geometry["stride"], geometry["padding"], geometry["dilation"],
                 int(groups_arr[0]), bias, neuron)
 
@@ -264,11 +348,15 @@ def read_netx(path: str | os.PathLike[str]) -> Network:
             a type netx cannot build; the message names the file, layer and field.
     """
     ctx = _Ctx(str(path))
-    if not Path(path).is_file():
+    try:
+        exists = Path(path).is_file()
+    except (OSError, ValueError):  # e.g. a NUL byte in the name
+        exists = False
+    if not exists:
         raise ExportError(f"{path}: no such file")
     try:
         f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         raise ExportError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:
         with f:
@@ -280,16 +368,18 @@ def read_netx(path: str | os.PathLike[str]) -> Network:
 
 
 def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
-    if "layer" not in f or not isinstance(f["layer"], h5py.Group):
+    group = _child(f, "layer", ctx, "layer") if _has(f, "layer", ctx, "layer") else None
+    if not isinstance(group, h5py.Group):
         raise ctx.err("layer", "group is missing; this is not a netx network file")
-    group = f["layer"]
-    keys = list(group.keys())
+    keys = _keys(group, ctx, "layer")
     count = len(keys)
     if count == 0:
         raise ctx.err("layer", "group is empty")
     expected = {str(i) for i in range(count)}
     if set(keys) != expected:
-        raise ctx.err("layer", f"layer groups must be named 0..{count - 1}, found {sorted(keys)}")
+        shown = sorted(keys, key=lambda k: (len(k), k))
+        listed = ", ".join(repr(k)[:24] for k in shown[:12]) + (", ..." if count > 12 else "")
+        raise ctx.err("layer", f"layer groups must be named 0..{count - 1}, found {listed}")
     layers: list[Layer] = []
     input_shape: tuple[int, ...] = ()
     shape: tuple[int, ...] | None = None
@@ -297,12 +387,12 @@ def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
     pending_flatten = False
     for i in range(count):
         ctx.index, ctx.type = i, ""
-        g = group[str(i)]
+        g = _child(group, str(i), ctx, "layer")
         if not isinstance(g, h5py.Group):
             raise ctx.err("layer", "must be a group")
-        if "type" not in g:
+        if not _has(g, "type", ctx, "type"):
             raise ctx.err("type", "is missing")
-        kind = _decode_type(g["type"], ctx, "type")
+        kind = _decode_type(_child(g, "type", ctx, "type"), ctx, "type")
         ctx.type = kind
         name = f"{kind}{len(layers)}"
         if kind in _REFUSED_TYPES:
@@ -311,25 +401,25 @@ def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
             if layers or shape is not None:
                 raise ctx.err("type", "an input layer may only come first")
             in_shape = _shape(g, ctx)
-            if "neuron" in g:
-                weight = _read_array(g, "weight", ctx, required=False)
-                bias = _read_array(g, "bias", ctx, required=False)
-                for key, val in (("weight", weight), ("bias", bias)):
+            if _has(g, "neuron", ctx, "neuron"):
+                transform: dict[str, int | None] = {}
+                for key in ("weight", "bias"):
+                    val = _read_array(g, key, ctx, required=False)
                     if val is not None and val.size != 1:
                         raise ctx.err(key, "input-layer transform must be a scalar")
-                layers.append(InputLayer(name, in_shape, _read_neuron(g["neuron"], ctx),
-                                         None if weight is None else int(weight.reshape(-1)[0]),
-                                         None if bias is None else int(bias.reshape(-1)[0])))
+                    transform[key] = None if val is None else int(_to_int(val.reshape(-1), ctx, key, truncate=True)[0])
+                layers.append(InputLayer(name, in_shape, _read_neuron(_child(g, "neuron", ctx, "neuron"), ctx),
+                                         transform["weight"], transform["bias"]))
             input_shape = in_shape
             shape = in_shape
         elif kind == "flatten":
             if shape is None:
                 raise ctx.err("type", "flatten cannot be the first layer")
             n = int(np.prod(shape))
-            if "shape" in g:
+            if _has(g, "shape", ctx, "shape"):
                 declared = _read_array(g, "shape", ctx)
                 assert declared is not None
-                if int(np.prod(declared)) != n:
+                if int(np.prod(declared.astype(object))) != n:
                     raise ctx.err("shape", f"{declared.tolist()} does not flatten the previous output {shape}")
             layers.append(Flatten(name, (n,)))
             shape = (n,)
@@ -356,7 +446,7 @@ def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
             layers.append(layer_c)
             shape = layer_c.shape
         else:
-            raise ctx.err("type", f"unknown layer type {kind!r}; netx would silently skip it")
+            raise ctx.err("type", f"unknown layer type {kind!r:.60}; netx would silently skip it")
         if layers and layers[-1].name == name:
             try:
                 check_layer(layers[-1], len(layers) - 1, None if len(layers) == 1 and kind == "input" else prev_shape)
@@ -367,11 +457,12 @@ def _read_file(f: h5py.File, ctx: _Ctx) -> Network:
     if not any(isinstance(l, (Dense, Conv, InputLayer)) for l in layers):
         raise ctx.err("layer", "the file has no neuron layers")
     simulation: list[tuple[str, Scalar]] = []
-    if "simulation" in f and isinstance(f["simulation"], h5py.Group):
-        for key in sorted(f["simulation"].keys()):
-            item = f["simulation"][key]
+    sim = _child(f, "simulation", ctx, "simulation") if _has(f, "simulation", ctx, "simulation") else None
+    if isinstance(sim, h5py.Group):
+        for key in sorted(_keys(sim, ctx, "simulation")):
+            item = _child(sim, key, ctx, f"simulation/{key}")
             if isinstance(item, h5py.Dataset):
-                simulation.append((key, _scalar_extra(item[()])))
+                simulation.append((key, _scalar_extra(_load(item, ctx, f"simulation/{key}"), ctx, f"simulation/{key}")))
     return Network(tuple(layers), input_shape, tuple(simulation))
 
 

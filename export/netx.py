@@ -46,6 +46,9 @@ MAX_DATASET_ELEMENTS = 1 << 26
 #: Largest layer (neurons) the reader accepts: 16 Loihi 2 chips' worth, far beyond what a netx file of a
 #: single network describes; a corrupt shape would otherwise make the simulators allocate it.
 MAX_LAYER_NEURONS = 1 << 24
+#: Largest stride, padding or dilation the reader accepts. Real networks stay far below it; beyond it
+#: torch's convolutions (the simulators, the fan-out counts) can crash the process (found by fuzzing).
+MAX_CONV_GEOMETRY = 1 << 12
 #: What h5py raises on corrupt files, broken links and names that are not UTF-8.
 _H5_ERRORS = (KeyError, OSError, RuntimeError, ValueError, TypeError)
 
@@ -313,6 +316,8 @@ def _read_conv(g: h5py.Group, ctx: _Ctx, name: str, in_shape: tuple[int, ...]) -
             arr = np.repeat(arr, 2)
         if arr.size != 2:
             raise ctx.err(key, f"must be a scalar or an (H, W) pair, got {arr.tolist()}")
+        if arr.max() > MAX_CONV_GEOMETRY:
+            raise ctx.err(key, f"{arr.tolist()} exceeds the reader's limit of {MAX_CONV_GEOMETRY}; the file is corrupt")
         geometry[key] = (int(arr[0]), int(arr[1]))
     groups_arr = _read_array(g, "groups", ctx)
     assert groups_arr is not None
@@ -578,10 +583,13 @@ def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     if not out.parent.exists():
         raise ExportError(f"{out}: folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".netx-", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    os.chmod(tmp, _default_mode())
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".netx-", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write into {out.parent} ({exc.strerror})") from None
+    os.close(fd)
+    try:
+        os.chmod(tmp, _default_mode())
         with h5py.File(tmp, "w") as f:
             lg = f.create_group("layer")
             offset = 0

@@ -148,7 +148,7 @@ def load_energy_table(path: str | Path) -> EnergyTable:
         raise ConfigError(f"{path}: energy table file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read energy table ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # a binary file is not UTF-8 TOML
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
     known = {"name", "caveat", "source", *FIGURE_KEYS}

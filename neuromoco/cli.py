@@ -14,7 +14,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from hw_targets.errors import NmocoError
 
@@ -27,6 +27,38 @@ _PLUGGED = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line too (exit code 2), like every other bad-input error."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
+
+
+def check_writable(out: Path, flag: str) -> None:
+    """Refuse, before any work, an output whose folder cannot take a new file.
+
+    The probe creates and removes a temporary file, so it sees what permission
+    bits alone do not (read-only or immutable folders, /proc, a full disk).
+
+    Raises:
+        ConfigError: naming the flag, the path and the reason.
+    """
+    import tempfile
+
+    from hw_targets.errors import ConfigError
+
+    if not out.parent.is_dir():
+        raise ConfigError(f"{flag} {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"{flag} {out}: is a folder; give a file name")
+    try:
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {out}: cannot write into {out.parent} ({exc.strerror or exc})") from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -37,12 +69,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from export.netx import read_netx
     from hw_targets.errors import SimulationError
 
+    check_writable(Path(args.out), "--out")
     table = None
     if args.energy:
         from hw_targets.energy_tables import resolve_energy_table
@@ -120,16 +163,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from export.lower import lower
     from hw_targets import get_target
     from hw_targets.base import UnknownTargetError
-    from hw_targets.errors import ConfigError, ExportError
+    from hw_targets.errors import ConfigError
 
     try:
         target = get_target(args.target)
     except UnknownTargetError as exc:
         raise ConfigError(f"--target: {exc}") from None
-    outs = [Path(p) for p in (args.out, args.onnx, args.nir) if p]
-    for out in outs:
-        if not out.parent.is_dir():
-            raise ExportError(f"{out}: folder {out.parent} does not exist")
+    outs = [(flag, Path(p)) for flag, p in (("--out", args.out), ("--onnx", args.onnx), ("--nir", args.nir)) if p]
+    for flag, out in outs:
+        check_writable(out, flag)
     model, info = _load_run(args.run)
     input_shape = tuple(int(s) for s in info["input_shape"])
     float_model = _float_reference(model, info) if args.onnx else model
@@ -235,8 +277,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from sims.validate import validate
 
     run = Path(args.run)
-    report = validate(run, samples=args.samples, lava_samples=args.lava_samples, backend=args.backend)
     folder = run if run.is_dir() else run.parent
+    if run.exists():
+        check_writable(folder / "report.md", "the report folder")
+    report = validate(run, samples=args.samples, lava_samples=args.lava_samples, backend=args.backend)
     plots = write_plots(report, folder)
     md = write_markdown(report, folder, plots, str(run))
     for label, value in summary_rows(report):
@@ -301,6 +345,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from export.lower import lower
     from export.netx import write_netx
     from hw_targets import get_target
+    from hw_targets.errors import ConfigError
     from neuromoco.train.checkpoint import load_model_from_run
     from sims.report import write_markdown, write_plots
     from sims.validate import validate
@@ -309,10 +354,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.quick:
         demo = dataclasses.replace(demo, pretrain_epochs=1, finetune_epochs=1, qat_epochs=1, lava_samples=1)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    check_writable(out / "report.md", "--out")
     for stage in ("pretrain", "finetune", "qat"):
         if (out / stage).exists():
             shutil.rmtree(out / stage)  # a demo run starts fresh; --out elsewhere keeps earlier runs
-    out.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
     steps = [("pretrain", demo.pretrain_epochs, None), ("finetune", demo.finetune_epochs, out / "pretrain"),
              ("qat", demo.qat_epochs, out / "finetune")]
@@ -367,7 +418,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nmoco",
         description="neuromoco: spiking networks from NeuroMoCo training to a bit-exact Loihi 2 deployment",
     )
@@ -398,7 +449,7 @@ def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive_int, default=None, help="test samples (default: all)")
     p.add_argument("--backend", choices=("native", "lava"), default="native",
                    help="native: all samples natively, --lava-samples in Lava; lava: all in both")
-    p.add_argument("--lava-samples", type=int, default=2, help="samples also run in Lava")
+    p.add_argument("--lava-samples", type=_non_negative_int, default=2, help="samples also run in Lava")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("demo", help="the whole chain on the built-in data")
@@ -455,7 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NmocoError as exc:
         if args.debug:
             raise
-        print(f"nmoco {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line, always
+        print(f"nmoco {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("nmoco: interrupted", file=sys.stderr)

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hw_targets.errors import ConfigError
+from hw_targets.errors import ConfigError, NmocoError
 from neuromoco.models.base import SpikingBackbone
 from neuromoco.models.registry import ModelConfig, build_model
 
@@ -111,23 +111,53 @@ def load_checkpoint(run_or_ckpt: str | Path, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise ConfigError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        # weights_only refuses pickled code (custom classes, reducers); its message spans many lines.
+        raise ConfigError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {_one_line(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a neuromoco checkpoint (no format={FORMAT!r})")
     if state.get("format_version") != FORMAT_VERSION:
         raise ConfigError(f"{path}: checkpoint format version {state.get('format_version')!r}, this code reads {FORMAT_VERSION}")
+    for section in ("model", "moco"):
+        tensors = state.get(section, {})
+        if not isinstance(tensors, dict):
+            raise ConfigError(f"{path}: '{section}' is not a state dict")
+        for key, value in tensors.items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ConfigError(f"{path}: {section} tensor {key!r} contains NaN or inf; the run diverged, "
+                                  "use an earlier checkpoint or retrain with a lower learning rate")
     return state
 
 
-def model_from_checkpoint(state: dict[str, Any]) -> SpikingBackbone:
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def model_from_checkpoint(state: dict[str, Any], where: str = "checkpoint") -> SpikingBackbone:
     """Rebuild the backbone a checkpoint describes and load its weights (strict).
 
     Args:
         state: A dict from :func:`load_checkpoint`.
+        where: The file, for messages.
 
     Returns:
         The backbone in eval mode on the CPU (or where ``state``'s tensors are).
+
+    Raises:
+        ConfigError: A key is missing, or the weights do not fit the model the checkpoint names.
     """
+    missing = [key for key in ("model", "model_cfg", "input_shape", "num_classes") if key not in state]
+    if missing:
+        raise ConfigError(f"{where}: checkpoint lacks {', '.join(missing)}; it was not written by nmoco train")
+    try:
+        return _build_from_checkpoint(state)
+    except NmocoError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # load_state_dict: RuntimeError on shapes
+        raise ConfigError(f"{where}: the weights do not fit the model it names ({_one_line(exc)})") from None
+
+
+def _build_from_checkpoint(state: dict[str, Any]) -> SpikingBackbone:
     model_cfg = ModelConfig(**state["model_cfg"])
     model = build_model(model_cfg, tuple(state["input_shape"]), int(state["num_classes"]),  # type: ignore[arg-type]
                         time_steps=state.get("n_time_bins"))
@@ -158,7 +188,7 @@ def load_model_from_run(run_or_ckpt: str | Path) -> tuple[SpikingBackbone, dict[
     """
     path = resolve_checkpoint(run_or_ckpt)
     state = load_checkpoint(path)
-    model = model_from_checkpoint(state)
+    model = model_from_checkpoint(state, str(path))
     heavy = {"model", "optimizer", "scheduler", "scaler", "moco", "rng"}
     info = {k: v for k, v in state.items() if k not in heavy}
     info["path"] = str(path)

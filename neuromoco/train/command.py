@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+from pathlib import Path
 
 
 def _fraction(text: str) -> float:
@@ -71,11 +73,32 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {dest: getattr(args, dest, None) for dest in FLAG_FIELDS}
     cfg = load_config(args.config, overrides)
+    _check_run_folder(cfg.run_dir)
     summary = run_training(cfg)
     if summary["world_size"] == 1 or _is_rank_zero():
         print(json.dumps({k: summary[k] for k in ("stage", "model", "epochs", "final", "train_time_s")}))
         print(f"run folder: {cfg.run_dir}")
     return 0
+
+
+def _check_run_folder(run_dir: Path) -> None:
+    """Refuse a run folder that cannot be written before any data or model is built; creates nothing.
+
+    Raises:
+        ConfigError: The nearest existing folder on the way to ``run_dir`` is a file or takes no new files.
+    """
+    from hw_targets.errors import ConfigError
+
+    folder = run_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"[train] out={str(run_dir)!r}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"[train] out={str(run_dir)!r}: cannot write into {folder} ({exc.strerror or exc})") from None
 
 
 def _is_rank_zero() -> bool:

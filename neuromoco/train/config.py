@@ -298,6 +298,8 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
                 tables = tomllib.load(handle)
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a folder, an unreadable or a binary file
+            raise ConfigError(f"{path}: cannot read the config ({getattr(exc, 'strerror', None) or exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     for dest, value in (overrides or {}).items():

@@ -257,3 +257,13 @@ def test_python_code_in_a_file_is_never_run(tmp_path: Path) -> None:
     for forbidden in ("eval(", "exec(", "pickle", "literal_eval", "__import__", "allow_pickle=True"):
         assert forbidden not in source, forbidden
     assert not os.path.exists(marker)
+
+
+def test_conv_stride_beyond_the_limit(tmp_path: Path) -> None:
+    # Found by byte flips in tinynet: stride (2, 14090242) is a valid 1-pixel convolution, but torch's
+    # conv_transpose2d (the simulators' fan-out count) hung or crashed the process on it.
+    path = _good(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["layer/2/stride"]
+        f["layer/2"].create_dataset("stride", data=np.array([2, 14090242]))
+    _refused(path, r"layer 2 \(conv\): 'stride': \[2, 14090242\] exceeds the reader's limit of 4096")

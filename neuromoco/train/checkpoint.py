@@ -78,6 +78,9 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    # A writer killed mid-save (SIGKILL, power loss) never renamed its temporary file: it is garbage.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:

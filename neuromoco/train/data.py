@@ -99,49 +99,74 @@ def label_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep)).astype(np.int64)
 
 
-def epoch_loader(
-    dataset: Dataset,  # type: ignore[type-arg]
-    cfg: TrainConfig,
-    ctx: DistContext,
-    epoch: int,
-    *,
-    shuffle: bool,
-    drop_last: bool,
-    batch_size: int | None = None,
-) -> DataLoader:  # type: ignore[type-arg]
-    """The loader of one epoch: this rank's share of a seeded ``DistributedSampler`` order.
+class EpochOrder(Dataset):  # type: ignore[type-arg]
+    """``dataset`` read in an order that is rewritten every epoch, also inside persistent workers.
 
-    Args:
-        dataset: A (possibly two-view) dataset; its ``set_epoch`` is called when it has one.
-        cfg: Seed, batch size and workers.
-        ctx: Rank and world size.
-        epoch: 1-based epoch (seeds the order and the views).
-        shuffle: Random order (training) or dataset order (evaluation).
-        drop_last: Drop the last incomplete batch.
-        batch_size: Samples per batch; ``[optim] batch_size`` when None.
-
-    Returns:
-        A DataLoader over a ``Subset`` in the sampler's order.
+    The order lives in a shared-memory tensor (as the epoch of
+    :class:`neuromoco.data.TwoViewDataset` does), so one DataLoader with
+    persistent workers serves the whole run instead of starting new worker
+    processes every epoch.
     """
-    if hasattr(dataset, "set_epoch"):
-        dataset.set_epoch(epoch)
-    sampler = DistributedSampler(
-        dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle, seed=cfg.train.seed, drop_last=shuffle
-    )
-    sampler.set_epoch(epoch)
-    order = list(sampler)
-    return make_loader(
-        Subset(dataset, order),
-        batch_size or cfg.optim.batch_size,
-        shuffle=False,
-        seed=cfg.train.seed * 100_003 + epoch,
-        num_workers=cfg.data.resolved_num_workers,
-        drop_last=drop_last,
-    )
+
+    def __init__(self, dataset: Dataset, length: int) -> None:  # type: ignore[type-arg]
+        self.dataset = dataset
+        self._order = torch.arange(length, dtype=torch.int64).share_memory_()
+
+    def set_order(self, order: list[int]) -> None:
+        """The dataset indices of the next epoch, one per position (same length every epoch)."""
+        self._order.copy_(torch.as_tensor(order, dtype=torch.int64))
+
+    def __len__(self) -> int:
+        return int(self._order.numel())
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[int(self._order[index])]
+
+
+class EpochLoader:
+    """One training loader for the whole run; each epoch is this rank's share of a seeded ``DistributedSampler``."""
+
+    def __init__(self, dataset: Dataset, cfg: TrainConfig, ctx: DistContext, *, drop_last: bool) -> None:  # type: ignore[type-arg]
+        """Build the loader (its workers start on the first epoch).
+
+        Args:
+            dataset: A (possibly two-view) dataset; its ``set_epoch`` is called when it has one.
+            cfg: Seed, batch size and workers.
+            ctx: Rank and world size.
+            drop_last: Drop the last incomplete batch.
+        """
+        self.dataset = dataset
+        # drop_last in the sampler gives every rank the same number of samples, every epoch.
+        self.sampler = DistributedSampler(
+            dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.train.seed, drop_last=True
+        )
+        self.view = EpochOrder(dataset, len(self.sampler))
+        self.loader = make_loader(
+            self.view,
+            cfg.optim.batch_size,
+            shuffle=False,
+            seed=cfg.train.seed,
+            num_workers=cfg.data.resolved_num_workers,
+            drop_last=drop_last,
+        )
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int) -> DataLoader:  # type: ignore[type-arg]
+        """The loader, set to the order and the views of ``epoch`` (1-based).
+
+        Call it before iterating: persistent workers fetch only after ``iter``.
+        """
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        self.view.set_order(list(self.sampler))
+        return self.loader
 
 
 def eval_loader(dataset: Dataset, cfg: TrainConfig) -> DataLoader:  # type: ignore[type-arg]
-    """All of ``dataset`` in order, unaugmented (kNN bank, test accuracy)."""
+    """All of ``dataset`` in order, unaugmented (kNN bank, test accuracy); build once and reuse."""
     return make_loader(
         dataset, cfg.optim.batch_size, shuffle=False, seed=cfg.train.seed, num_workers=cfg.data.resolved_num_workers
     )

@@ -45,7 +45,7 @@ from neuromoco.train.data import (
     StageData,
     as_time_major,
     build_stage_data,
-    epoch_loader,
+    EpochLoader,
     eval_loader,
     pretrain_dataset,
     supervised_dataset,
@@ -179,6 +179,8 @@ class Trainer:
             self.model = to_quant(self.model, self.data.input_shape)
         self.moco: MoCo | None = None
         self.train_set, self.labelled = self._stage_dataset()
+        self.train_loader = EpochLoader(self.train_set, cfg, self.ctx, drop_last=self._drop_last)
+        self._eval_loaders: dict[str, Any] = {}
         trainable = self._stage_module()
         trainable.to(self.device)
         self.trainable = trainable
@@ -188,10 +190,7 @@ class Trainer:
             self.wrapped = DistributedDataParallel(trainable, device_ids=ids)
         params = [p for p in trainable.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(params, cfg)
-        world_batch = cfg.optim.batch_size * self.ctx.world_size
-        self.steps_per_epoch = max(1, len(self.train_set) // world_batch) if self._drop_last else max(
-            1, math.ceil(len(self.train_set) / world_batch)
-        )
+        self.steps_per_epoch = max(1, len(self.train_loader))
         total = self.steps_per_epoch * cfg.train.epochs
         warmup = round(cfg.optim.warmup_epochs * self.steps_per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -309,7 +308,7 @@ class Trainer:
             ``loss``, ``train_top1`` (fine-tuning) and ``samples_per_s`` of the epoch.
         """
         cfg = self.cfg
-        loader = epoch_loader(self.train_set, cfg, self.ctx, self.epoch + 1, shuffle=True, drop_last=self._drop_last)
+        loader = self.train_loader.epoch(self.epoch + 1)
         self._set_train_mode()
         bar = tqdm(
             loader,
@@ -360,11 +359,17 @@ class Trainer:
         if not (due and self.ctx.is_main):
             return {}
         if self.stage == "pretrain":
-            bank, bank_labels = extract_features(self.model, eval_loader(self.data.train, cfg), self.device, self.autocast)
-            queries, labels = extract_features(self.model, eval_loader(self.data.test, cfg), self.device, self.autocast)
+            bank, bank_labels = extract_features(self.model, self._eval_loader("train"), self.device, self.autocast)
+            queries, labels = extract_features(self.model, self._eval_loader("test"), self.device, self.autocast)
             return {"knn_top1": knn_top1(bank, bank_labels, queries, labels, self.data.num_classes, cfg.train.knn_k,
                                          cfg.train.knn_temperature)}
-        return {"test_top1": top1_accuracy(self.model, eval_loader(self.data.test, cfg), self.device, self.autocast)}
+        return {"test_top1": top1_accuracy(self.model, self._eval_loader("test"), self.device, self.autocast)}
+
+    def _eval_loader(self, split: str) -> Any:
+        """The unaugmented loader of a split, built on first use and kept (persistent workers)."""
+        if split not in self._eval_loaders:
+            self._eval_loaders[split] = eval_loader(self.data.train if split == "train" else self.data.test, self.cfg)
+        return self._eval_loaders[split]
 
     # -- checkpoints and summary ------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 Each sample gets a fresh network, fed by a ``RingBuffer`` source (into the input
 neuron's current when the file has an input layer, else into the first
 synapse) and read by one ``RingBuffer`` sink per neuron layer, so every layer's
-spikes come back. The runtime is always stopped, also when the run fails.
+spikes come back. The runtime is always stopped, also when the run fails:
+after a failure its processes are killed rather than asked to stop (Lava's
+``stop()`` waits for answers a failed process never sends), so no process or
+thread is left behind.
 """
 
 from __future__ import annotations
@@ -95,10 +98,9 @@ def run_lava(
                 monitors.append((mu, mv))
         run_cfg = Loihi2SimCfg(select_tag="fixed_pt")
         got: dict[int, tuple[Any, Any, Any]] = {}
-        started = False
+        done = False
         try:
             lava_net.create_runtime(run_cfg=run_cfg)
-            started = True
             t1 = time.perf_counter()
             build_s += t1 - t0
             lava_net.run(condition=RunSteps(num_steps=steps), run_cfg=run_cfg)
@@ -111,13 +113,51 @@ def run_lava(
                     u = _from_xyz(_monitor_data(mu, lava_net.layers[j].neuron.u)).astype(np.int32)
                     v = _from_xyz(_monitor_data(mv, lava_net.layers[j].neuron.v)).astype(np.int32)
                 got[i] = (s, u, v)
+            done = True
         except Exception as exc:  # Lava raises plain Exceptions from its runtime
-            raise SimulationError(f"{path}: Lava run failed: {type(exc).__name__}: {exc}") from exc
+            message = " ".join(str(exc).split())
+            raise SimulationError(f"{path}: Lava run failed: {type(exc).__name__}: {message}") from exc
         finally:
-            if started:
+            if done:
                 lava_net.stop()
+            else:  # failed or interrupted, possibly half-way through create_runtime
+                _tear_down(lava_net)
         per_sample.append(got)
     return _assemble(ir, x, steps, per_sample, build_s, run_s)
+
+
+def _tear_down(process: Any) -> None:
+    """Kill what a failed Lava run started: its processes, their shared-memory server, its port threads.
+
+    ``Runtime.stop()`` sends STOP and waits for every runtime service to answer; a
+    service whose process model raised (or died) never answers, so it would hang.
+    This reaches into Lava 0.10's runtime (``_messaging_infrastructure``, the
+    ``SystemProcess`` actors) and never raises: it runs while another error is
+    being reported.
+    """
+    runtime = getattr(process, "runtime", None)
+    if runtime is None:  # compilation failed: nothing was started
+        return
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    actors = list(getattr(infra, "actors", None) or [])
+    for actor in actors:
+        try:
+            if actor.pid is not None and actor.pid != os.getpid() and actor.exitcode is None:
+                actor.kill()
+        except (ValueError, OSError, AttributeError):  # already closed or gone
+            pass
+    for step in (runtime.join,  # ports: releases their daemon threads
+                 getattr(infra, "stop", None),  # joins the (dead) actors, shuts the shared-memory server down
+                 getattr(getattr(runtime, "_watchdog_manager", None), "stop", None)):
+        if step is None:
+            continue
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - best effort while another error is reported
+            pass
+    # Runtime.__del__ calls stop() on a started runtime, which would hang at garbage collection.
+    runtime._is_started = False
+    runtime._is_running = False
 
 
 def _monitor_data(monitor: Any, var: Any) -> npt.NDArray[Any]:

@@ -30,7 +30,7 @@ def write_plots(report: ValidationReport, folder: Path) -> list[Path]:
         x = np.arange(len(names))
         ax.bar(x - 0.2, [c.float_rate for c in report.layers], 0.4, label="float model")
         ax.bar(x + 0.2, [c.fixed_rate for c in report.layers], 0.4, label="fixed point (native = Lava)")
-        ax.set_xticks(x, names, rotation=30, ha="right")
+        ax.set_xticks(x, [_plain(n) for n in names], rotation=30, ha="right")
         ax.set_ylabel("spikes per neuron per step")
         ax.set_title("Firing rate per layer")
         ax.legend()

@@ -13,8 +13,9 @@ Arms (each a normal ``nmoco train`` run folder under ``--out``/s<seed>/):
 
 Configs come from ``configs/ndigits_loihinet_s_{pretrain,finetune,linear}.toml``;
 this script only sets the seed, the label fraction, the loss, λ, the epochs and
-``--init``. A finished arm (its ``summary.json`` exists) is not run again, so
-the script can be stopped and restarted. Results go to ``results.json`` and a
+``--init``. A finished arm (its ``summary.json`` exists) is not run again and an
+interrupted one is resumed from its checkpoint, so the script can be stopped
+and restarted. Results go to ``results.json`` and a
 Markdown table ``results.md`` (mean ± sample std over seeds).
 
     python experiments/ndigits_neuromoco.py --seeds 0 1 2 --out runs/ndigits_neuromoco
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from neuromoco.train.checkpoint import checkpoint_path
 from neuromoco.train.config import TrainConfig, load_config
 from neuromoco.train.trainer import SUMMARY_NAME, run_training
 
@@ -50,6 +52,8 @@ def _run(cfg: TrainConfig) -> dict[str, Any]:
     done = cfg.run_dir / SUMMARY_NAME
     if done.is_file():
         return json.loads(done.read_text())
+    if checkpoint_path(cfg.run_dir).is_file():  # stopped mid-run: continue it
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=True))
     print(f"--- {cfg.run_dir} ({cfg.train.stage})", flush=True)
     return run_training(cfg)
 

@@ -32,7 +32,8 @@ class ProjectionHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``[T, B, in_dim]`` to ``[T, B, out_dim]``."""
-        return self.net(features)
+        out: torch.Tensor = self.net(features)
+        return out
 
 
 class MoCo(nn.Module):
@@ -46,6 +47,9 @@ class MoCo(nn.Module):
         queue: ``[K, T, dim]`` unit per-step keys, oldest overwritten first.
         queue_ptr: Next row of ``queue`` to write.
     """
+
+    queue: torch.Tensor
+    queue_ptr: torch.Tensor
 
     def __init__(self, backbone: SpikingBackbone, cfg: MoCoConfig, n_time_bins: int) -> None:
         """Wrap a backbone.
@@ -66,10 +70,10 @@ class MoCo(nn.Module):
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, n_time_bins, cfg.dim), dim=-1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
-    def _query_params(self) -> list[nn.Parameter]:
+    def _query_params(self) -> list[torch.Tensor]:
         return [*self.query_encoder.parameters(), *self.query_head.parameters()]
 
-    def _momentum_params(self) -> list[nn.Parameter]:
+    def _momentum_params(self) -> list[torch.Tensor]:
         return [*self.momentum_encoder.parameters(), *self.momentum_head.parameters()]
 
     @torch.no_grad()

@@ -299,9 +299,6 @@ class DemoConfig:
     data: str = "ndigits"
     model: str = "loihinet_s"
     frame_mode: str = "binary"  # Loihi receives binary spikes: train on what the chip will see
-    # A memoryless current makes the float bias (into u) and Loihi's bias (into v) the same thing,
-    # so QAT starts from an exact conversion; see neuromoco/quant/convert.py.
-    current_decay: float = 1.0
     pretrain_epochs: int = 5
     finetune_epochs: int = 6
     qat_epochs: int = 3
@@ -329,7 +326,7 @@ def _demo_stage(demo: DemoConfig, out: Path, stage: str, epochs: int, init: Path
         with recipe.open("rb") as f:
             tables = tomllib.load(f)
     tables.setdefault("data", {}).update(name=demo.data, frame_mode=demo.frame_mode)
-    tables.setdefault("model", {}).update(name=demo.model, current_decay=demo.current_decay)
+    tables.setdefault("model", {}).update(name=demo.model)
     tables.setdefault("train", {}).update(stage=stage, epochs=epochs, out=str(out / stage), init=str(init or ""),
                                           seed=demo.seed, tensorboard=False)
     summary: dict[str, Any] = run_training(config_from_dict(tables))

@@ -7,6 +7,18 @@ synapse's weight and bias on export) and a :class:`CubaLIFNode`. Downsampling is
 strided convs, never by pooling, because netx refuses pooling layers. The
 exporter walks ``LoihiNet.blocks`` in order; each entry is a
 :class:`LoihiBlock` or a :class:`Flatten`.
+
+Hardware timing (``hw_timing``, lava-dl slayer's ``delay_shift=True``): on
+Loihi every synapse delivers the spikes of step k at step k + 1, so layer
+ell's input at step k is ``Syn(s_{ell-1}[k-1])`` and ``0`` at k = 0, where the
+neuron integrates its bias alone (loihi_netx.md section 8). A block in hardware
+timing prepends one zero spike frame to its input and keeps the last one: a
+run of T input steps becomes T + 1 output steps, so after the L synaptic
+layers the classifier emits T + L steps -- exactly the run the chip, the QAT
+model and the native simulator make on the input padded with L zero frames,
+and the last input frame still reaches the output. A float network trained
+without the delays loses ~17 points when converted; trained with them, the
+float -> integer conversion is exact up to rounding (with ``current_decay=1``).
 """
 
 from __future__ import annotations
@@ -65,15 +77,21 @@ class LoihiBlock(nn.Module):
         synapse: ``nn.Conv2d`` or ``nn.Linear``.
         norm: ``nn.BatchNorm2d`` after a conv, ``nn.BatchNorm1d`` after a dense synapse, or None.
         neuron: The :class:`CubaLIFNode`.
+        hw_timing: Loihi's one-step synaptic delay: the output has one step more than the input.
     """
 
     def __init__(
-        self, synapse: nn.Conv2d | nn.Linear, norm: nn.BatchNorm2d | nn.BatchNorm1d | None, node: CubaLIFNode
+        self,
+        synapse: nn.Conv2d | nn.Linear,
+        norm: nn.BatchNorm2d | nn.BatchNorm1d | None,
+        node: CubaLIFNode,
+        hw_timing: bool = False,
     ) -> None:
         super().__init__()
         self.synapse = synapse
         self.norm = norm
         self.neuron = node
+        self.hw_timing = hw_timing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run all steps.
@@ -82,8 +100,12 @@ class LoihiBlock(nn.Module):
             x: Spikes or frames ``[T, B, *in_shape]``.
 
         Returns:
-            Spikes ``[T, B, *out_shape]``.
+            Spikes ``[T, B, *out_shape]``, or ``[T + 1, B, *out_shape]`` in hardware timing.
         """
+        if self.hw_timing:
+            # Step k's spikes arrive at step k + 1; step 0 sees no spikes, only the bias
+            # (the synapse's bias / folded batch-norm shift of a zero frame), as on Loihi.
+            x = torch.cat([torch.zeros_like(x[:1]), x])  # (T + 1, B, *in_shape)
         steps, batch = x.shape[:2]
         y = self.synapse(x.flatten(0, 1))  # (T*B, *out_shape)
         if self.norm is not None:
@@ -98,6 +120,16 @@ class LoihiNet(SpikingBackbone):
     ``forward`` returns the classifier's spikes ``[T, B, num_classes]`` and the
     logits are their count over time (``readout == "spike_count"``), which is
     what a Loihi chip reports.
+
+    In hardware timing (``hw_timing``, see the module docstring) ``forward``
+    returns ``[T + L, B, num_classes]`` (``L = latency``), step for step what
+    the chip emits. ``features`` stays ``[T, B, feature_dim]`` (MoCo's queue
+    and the linear probe rely on it): the feature layer runs ``T + L - 1``
+    steps and its first ``L - 1``, emitted before any input can have arrived
+    (bias only), are left out, so feature step k has seen input steps <= k.
+    Hence ``classify(features(x))`` differs from ``forward(x)`` only in the
+    classifier's first ``L - 1`` steps, which the chip drives with those
+    input-independent spikes.
     """
 
     readout = "spike_count"
@@ -112,6 +144,7 @@ class LoihiNet(SpikingBackbone):
         threshold: float,
         surrogate_alpha: float,
         batch_norm: bool,
+        hw_timing: bool = False,
     ) -> None:
         """Build the network.
 
@@ -124,6 +157,7 @@ class LoihiNet(SpikingBackbone):
             threshold: CUBA-LIF threshold of every layer.
             surrogate_alpha: ``alpha`` of the ATan surrogate gradient.
             batch_norm: Put a foldable batch-norm after each conv and after the dense feature layer.
+            hw_timing: Loihi's one-step synaptic delay per layer (lava-dl's ``delay_shift``).
 
         Raises:
             ConfigError: A neuron parameter is not representable on Loihi 2.
@@ -141,7 +175,7 @@ class LoihiNet(SpikingBackbone):
             # With a batch-norm after it, a conv bias would only duplicate the BN shift.
             synapse = nn.Conv2d(channels, conv.out_channels, conv.kernel, conv.stride, conv.padding, bias=not batch_norm)
             norm = nn.BatchNorm2d(conv.out_channels) if batch_norm else None
-            blocks.append(LoihiBlock(synapse, norm, node()))
+            blocks.append(LoihiBlock(synapse, norm, node(), hw_timing))
             channels = conv.out_channels
             height = (height + 2 * conv.padding - conv.kernel) // conv.stride + 1
             width = (width + 2 * conv.padding - conv.kernel) // conv.stride + 1
@@ -150,23 +184,47 @@ class LoihiNet(SpikingBackbone):
         # thousands of inputs: units end up always on or always off and SSL collapses.
         feature_norm = nn.BatchNorm1d(spec.feature_dim) if batch_norm else None
         blocks.append(
-            LoihiBlock(nn.Linear(channels * height * width, spec.feature_dim, bias=not batch_norm), feature_norm, node())
+            LoihiBlock(nn.Linear(channels * height * width, spec.feature_dim, bias=not batch_norm), feature_norm, node(),
+                       hw_timing)
         )
-        blocks.append(LoihiBlock(nn.Linear(spec.feature_dim, num_classes), None, node()))
+        blocks.append(LoihiBlock(nn.Linear(spec.feature_dim, num_classes), None, node(), hw_timing))
         self.blocks = nn.ModuleList(blocks)
         self.feature_dim = spec.feature_dim
         self.num_classes = num_classes
+        self.hw_timing = hw_timing
+
+    @property
+    def latency(self) -> int:
+        """``L``: steps of synaptic delay from input to output (the synaptic layers in hardware timing, else 0)."""
+        # Every block but the flatten is a synaptic layer (the classifier may be wrapped, see adaptive.py).
+        return sum(not isinstance(b, Flatten) for b in self.blocks) if self.hw_timing else 0
 
     @property
     def classifier(self) -> nn.Module:
         """The last block: dense synapse and spiking neuron (``blocks[-1]``)."""
         return self.blocks[-1]
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def _feature_run(self, x: torch.Tensor) -> torch.Tensor:
         x = self.encode_input(x)
         for block in self.blocks[:-1]:
             x = block(x)
-        return x  # (T, B, feature_dim)
+        return x  # (T + max(L - 1, 0), B, feature_dim)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self._feature_run(x)
+        return feats[self.latency - 1:] if self.latency else feats  # (T, B, feature_dim)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(features)  # (T, B, num_classes)
+        return self.classifier(features)  # (T, B, num_classes); T + 1 steps in hardware timing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-step class spikes; in hardware timing ``[T + L, B, num_classes]``, the chip's run.
+
+        Args:
+            x: Frames ``[T, B, C, H, W]``.
+
+        Returns:
+            ``[T + latency, B, num_classes]``.
+        """
+        out: torch.Tensor = self.classifier(self._feature_run(x))
+        return out

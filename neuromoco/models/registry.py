@@ -32,10 +32,13 @@ class ModelConfig:
 
     Attributes:
         name: A registered backbone (``nmoco train --model NAME``).
-        current_decay: loihinet CUBA-LIF current decay, a multiple of 1/4096 (1024/4096: tau_u = 4 steps).
+        current_decay: loihinet CUBA-LIF current decay, a multiple of 1/4096 (4096/4096: memoryless current).
         voltage_decay: loihinet CUBA-LIF voltage decay, a multiple of 1/4096 (128/4096: nearly integrating).
         threshold: loihinet CUBA-LIF threshold, a multiple of 1/64.
         batch_norm: loihinet puts a foldable batch-norm after each conv and its dense feature layer.
+        hw_timing: loihinet trains with Loihi's one-step synaptic delay per layer (lava-dl's
+            ``delay_shift``; :mod:`neuromoco.models.loihinet`): ``forward`` then runs ``T + L``
+            steps, the chip's run. Checkpoints written before this field existed load with False.
         lif_tau: LIF membrane time constant (steps) of ``sew_resnet18`` and ``spikformer_2_256``.
         surrogate_alpha: ``alpha`` of the ATan surrogate gradient, all backbones.
         neuron: ``lif`` (the family's fixed-parameter neuron, the only one Loihi 2 runs) or
@@ -49,10 +52,16 @@ class ModelConfig:
     """
 
     name: str = "loihinet_s"
-    current_decay: float = 0.25
+    # loihinet is the deployable family, so its defaults are the ones that convert to Loihi
+    # exactly: with a memoryless current (decay 1) the float bias, which enters u, equals
+    # Loihi's, which enters v (neuromoco/quant/convert.py), and with hw_timing the float
+    # network already has the chip's per-layer delay and bias-only first steps. Trained
+    # without them, the conversion lost ~17 points on ndigits before QAT.
+    current_decay: float = 1.0
     voltage_decay: float = 0.03125
     threshold: float = 1.0
     batch_norm: bool = True
+    hw_timing: bool = True
     lif_tau: float = 2.0
     surrogate_alpha: float = 2.0
     neuron: str = "lif"
@@ -86,6 +95,7 @@ def _loihinet(name: str) -> Builder:
             cfg.threshold,
             cfg.surrogate_alpha,
             cfg.batch_norm,
+            cfg.hw_timing,
         )
 
     return build
@@ -128,7 +138,8 @@ def build_model(
         cfg: Name, neuron and encoding settings.
         input_shape: ``(C, H, W)`` of one frame (of the image, for static-image encodings).
         num_classes: Classifier width.
-        time_steps: ``T`` of the data; needed by ``neuron="adaptive"`` (one leak and gain per step).
+        time_steps: ``T`` of the data; needed by ``neuron="adaptive"`` (one leak and gain per step,
+            for ``T + latency`` steps in hardware timing).
 
     Returns:
         The backbone, in train mode, on the CPU.
@@ -144,7 +155,8 @@ def build_model(
     if cfg.neuron == "adaptive":
         if time_steps is None or int(time_steps) < 1:
             raise ConfigError(f"[model] neuron='adaptive' needs the number of time steps (got time_steps={time_steps!r})")
-        make_adaptive(model, int(time_steps))
+        # In hardware timing the deepest neurons run ``latency`` steps more than the input has.
+        make_adaptive(model, int(time_steps) + int(getattr(model, "latency", 0)))
     encoder = build_encoder(cfg.encoding, channels)
     if encoder is not None:
         model.set_input_encoder(encoder)

@@ -161,7 +161,8 @@ def model_from_checkpoint(state: dict[str, Any], where: str = "checkpoint") -> S
 
 
 def _build_from_checkpoint(state: dict[str, Any]) -> SpikingBackbone:
-    model_cfg = ModelConfig(**state["model_cfg"])
+    # Checkpoints from before ModelConfig.hw_timing existed were trained without the synaptic delays.
+    model_cfg = ModelConfig(**{"hw_timing": False, **state["model_cfg"]})
     model = build_model(model_cfg, tuple(state["input_shape"]), int(state["num_classes"]),  # type: ignore[arg-type]
                         time_steps=state.get("n_time_bins"))
     if state.get("stage") == "qat":

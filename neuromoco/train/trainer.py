@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from hw_targets.errors import ConfigError
 from neuromoco.models.base import SpikingBackbone, readout_logits
-from neuromoco.models.registry import build_model
+from neuromoco.models.registry import ModelConfig, build_model
 from neuromoco.ssl.moco import MoCo
 from neuromoco.ssl.split_bn import convert_split_bn
 from neuromoco.train import checkpoint as ckpt
@@ -142,6 +142,16 @@ def _check_resumable(saved: dict[str, dict[str, Any]], cfg: TrainConfig, path: P
         raise ConfigError(f"{path}: cannot resume with a different config: " + "; ".join(differ))
 
 
+def _check_same_dynamics(saved: dict[str, Any], model: ModelConfig, init: str) -> None:
+    """QAT converts the neurons it builds from ``[model]``: they must be the ``init`` run's."""
+    saved = {"hw_timing": False, **saved}  # checkpoints from before the field existed
+    fields = ("current_decay", "voltage_decay", "threshold", "hw_timing")
+    differ = [f"{k}: init {saved.get(k)!r}, now {getattr(model, k)!r}" for k in fields if saved.get(k) != getattr(model, k)]
+    if differ:
+        raise ConfigError(f"[train] init={init}: QAT must keep the float run's neurons, but [model] differs ("
+                          + "; ".join(differ) + "); set them in [model] as the init run had them")
+
+
 class Trainer:
     """One stage of one run; see the module docstring for what it writes."""
 
@@ -175,6 +185,8 @@ class Trainer:
         if self.stage == "qat":
             from neuromoco.quant.convert import to_quant
 
+            if self.init_info is not None:
+                _check_same_dynamics(self.init_info.get("model_cfg", {}), cfg.model, cfg.train.init)
             # Fold batch-norm, map decays/thresholds/weights onto Loihi's integer grid; train in hardware timing.
             self.model = to_quant(self.model, self.data.input_shape)
         self.moco: MoCo | None = None

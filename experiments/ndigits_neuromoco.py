@@ -19,6 +19,16 @@ and restarted. Results go to ``results.json`` and a
 Markdown table ``results.md`` (mean ± sample std over seeds).
 
     python experiments/ndigits_neuromoco.py --seeds 0 1 2 --out runs/ndigits_neuromoco
+
+Seeds and ``--groups`` may run as separate processes into the same ``--out``
+(each group holds the pre-training its arms start from); the tables each
+process writes cover only its own arms, so finish with ``--report-only``,
+which tabulates every finished arm under ``--out``:
+
+    for s in 0 1 2; do for g in mix info scratch; do
+        python experiments/ndigits_neuromoco.py --seeds $s --groups $g --num-workers 1 &
+    done; done; wait
+    python experiments/ndigits_neuromoco.py --seeds 0 1 2 --report-only
 """
 
 from __future__ import annotations
@@ -55,43 +65,61 @@ def _run(cfg: TrainConfig) -> dict[str, Any]:
     if checkpoint_path(cfg.run_dir).is_file():  # stopped mid-run: continue it
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=True))
     print(f"--- {cfg.run_dir} ({cfg.train.stage})", flush=True)
-    return run_training(cfg)
+    start = time.perf_counter()
+    summary = run_training(cfg)
+    print(f"--- {cfg.run_dir}: {cfg.train.epochs} epochs in {time.perf_counter() - start:.1f} s wall "
+          f"({summary['train_time_s']:.1f} s in training steps)", flush=True)
+    return summary
+
+
+#: Arms grouped by the pre-training they depend on; each group can run in its own process.
+GROUPS = ("mix", "info", "scratch", "ablation")
 
 
 def run_seed(root: Path, seed: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Every arm for one seed; returns ``{arm: summary}``."""
+    """Every arm of the selected ``--groups`` for one seed, in dependency order; returns ``{arm: summary}``."""
     base = root / f"s{seed}"
     quiet = {"progress": False}
+    data = {} if args.num_workers is None else {"data": {"num_workers": args.num_workers}}
     results: dict[str, dict[str, Any]] = {}
 
     def pretrain(name: str, loss: str, mix_lambda: float) -> Path:
         cfg = _config(PRETRAIN, base / name, seed, moco={"loss": loss, "mix_lambda": mix_lambda},
-                      train={"epochs": args.pretrain_epochs, **quiet})
+                      train={"epochs": args.pretrain_epochs, **quiet}, **data)
         results[name] = _run(cfg)
         return cfg.run_dir
 
     def finetune(name: str, fraction: float, init: Path | None) -> None:
         epochs = args.finetune_epochs_10 if fraction < 1.0 else args.finetune_epochs_100
         cfg = _config(FINETUNE, base / name, seed,
-                      train={"label_fraction": fraction, "init": str(init or ""), "epochs": epochs, **quiet})
+                      train={"label_fraction": fraction, "init": str(init or ""), "epochs": epochs, **quiet}, **data)
         results[name] = _run(cfg)
 
     def linear(name: str, init: Path | None) -> None:
-        cfg = _config(LINEAR, base / name, seed, train={"init": str(init or ""), "epochs": args.linear_epochs, **quiet})
+        cfg = _config(LINEAR, base / name, seed, train={"init": str(init or ""), "epochs": args.linear_epochs, **quiet},
+                      **data)
         results[name] = _run(cfg)
 
-    pre_mix = pretrain("pre_mix", "mixinfonce", args.mix_lambda)
-    pre_info = pretrain("pre_info", "infonce", args.mix_lambda)
+    groups = set(args.groups)
+    pre_mix = pretrain("pre_mix", "mixinfonce", args.mix_lambda) if "mix" in groups else None
+    pre_info = pretrain("pre_info", "infonce", args.mix_lambda) if "info" in groups else None
     for fraction, tag in ((0.1, "10"), (1.0, "100")):
-        finetune(f"scratch_{tag}", fraction, None)
-        finetune(f"mix_{tag}", fraction, pre_mix)
-        finetune(f"info_{tag}", fraction, pre_info)
-    linear("lin_mix", pre_mix)
-    linear("lin_info", pre_info)
-    linear("lin_random", None)
-    for lam in args.ablate_lambdas:
-        run = pretrain(f"pre_mix_l{lam:g}", "mixinfonce", lam)
-        linear(f"lin_mix_l{lam:g}", run)
+        if "scratch" in groups:
+            finetune(f"scratch_{tag}", fraction, None)
+        if pre_mix is not None:
+            finetune(f"mix_{tag}", fraction, pre_mix)
+        if pre_info is not None:
+            finetune(f"info_{tag}", fraction, pre_info)
+    if pre_mix is not None:
+        linear("lin_mix", pre_mix)
+    if pre_info is not None:
+        linear("lin_info", pre_info)
+    if "scratch" in groups:
+        linear("lin_random", None)
+    if "ablation" in groups:
+        for lam in args.ablate_lambdas:
+            run = pretrain(f"pre_mix_l{lam:g}", "mixinfonce", lam)
+            linear(f"lin_mix_l{lam:g}", run)
     return results
 
 
@@ -138,6 +166,11 @@ def main() -> None:
     parser.add_argument("--finetune-epochs-10", type=int, default=100, help="epochs over the 10 %% subset")
     parser.add_argument("--finetune-epochs-100", type=int, default=load_config(FINETUNE).train.epochs)
     parser.add_argument("--linear-epochs", type=int, default=load_config(LINEAR).train.epochs)
+    parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),
+                        help="arms to run: mix (pre_mix, mix_*, lin_mix), info (pre_info, info_*, lin_info), "
+                             "scratch (scratch_*, lin_random), ablation (pre_mix_l*, lin_mix_l*); default all")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="[data] num_workers of every arm (default: the config's; does not change results)")
     parser.add_argument("--report-only", action="store_true", help="tabulate finished arms, train nothing")
     args = parser.parse_args()
     root = Path(args.out)
@@ -147,11 +180,11 @@ def main() -> None:
     for seed in args.seeds:
         if args.report_only:
             per_seed[seed] = _finished(root / f"s{seed}")
-            continue
-        per_seed[seed] = run_seed(root, seed, args)
+        else:
+            per_seed[seed] = run_seed(root, seed, args)
+            print(f"seed {seed} ({' '.join(args.groups)}) done after {time.time() - start:.0f} s", flush=True)
         (root / "results.json").write_text(json.dumps({str(k): v for k, v in per_seed.items()}, indent=2) + "\n")
         (root / "results.md").write_text(table(per_seed, args.ablate_lambdas))
-        print(f"seed {seed} done after {time.time() - start:.0f} s", flush=True)
     print(table(per_seed, args.ablate_lambdas))
 
 

@@ -52,7 +52,10 @@ def dense_fanout(layer: Dense) -> list[tuple[int, npt.NDArray[np.int64]]]:
 
 
 def synaptic_ops(
-    net: Network, input_active: npt.NDArray[np.bool_], spikes: Sequence[npt.NDArray[np.bool_]]
+    net: Network,
+    input_active: npt.NDArray[np.bool_],
+    spikes: Sequence[npt.NDArray[np.bool_]],
+    source_counts: Sequence[npt.NDArray[np.int64]] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Delivered synaptic events into each layer, (B, n_layers).
 
@@ -60,20 +63,27 @@ def synaptic_ops(
         net: the network.
         input_active: (B, steps, *input_shape) bool, the input spikes.
         spikes: per layer (B, steps, *shape) bool.
+        source_counts: optional, per layer, (B, N_in) spikes of each of its presynaptic neurons
+            in steps ``[0, steps - 1)`` (what the native simulator counts as it runs); computed
+            from the spikes where absent.
     """
     batch, steps = input_active.shape[:2]
     out = np.zeros((batch, len(net.layers)), dtype=np.int64)
     prev = input_active
     for i, layer in enumerate(net.layers):
+        window_counts = None if source_counts is None else source_counts[i].reshape(batch, -1).astype(np.int64)
         if isinstance(layer, Dense):
             flat = prev.reshape(batch, steps, -1)
             for d, fan in dense_fanout(layer):
-                window = max(steps - 1 - d, 0)
-                counts = flat[:, :window].sum(axis=1, dtype=np.int64)
+                if d == 0 and window_counts is not None:
+                    counts = window_counts
+                else:
+                    counts = flat[:, : max(steps - 1 - d, 0)].sum(axis=1, dtype=np.int64)
                 out[:, i] += counts @ fan
         elif isinstance(layer, Conv):
-            counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64).reshape(batch, -1)
+            if window_counts is None:
+                window_counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64).reshape(batch, -1)
             fan = conv_fanout(layer, tuple(prev.shape[2:]))
-            out[:, i] = counts @ fan.reshape(-1)
+            out[:, i] = window_counts @ fan.reshape(-1)
         prev = spikes[i]
     return out

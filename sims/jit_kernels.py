@@ -1,131 +1,30 @@
-"""The CUBA-LIF layer loop compiled with numba: one pass over (neuron, step).
+"""The native simulator's layers, compiled with numba: synapse and CUBA-LIF neurons fused.
 
-Same arithmetic as :func:`sims.kernels.lif_step` (Lava's ``PyLifModelBitAcc``,
-with numpy's int32 wrap-around made explicit), fused with the last stage of
-the synapse (the conv accumulator's 24-bit wrap or the dense accumulator's
-weight-exponent shift, then the int32 port). The two are tested against each
-other. Each neuron's state stays in registers across steps, so a layer costs
-one read of its synaptic input and one write of its spikes.
+Each kernel runs one layer for a range of work items (a sample, or a slice of a
+sample's neurons) over all steps. Per step it adds the kernel column or weight
+row of every presynaptic spike into a small accumulator that stays in cache,
+runs the neurons on it, and writes the spikes straight into the result array
+(B, steps, *shape). Nothing of the size of layer x steps x batch is built
+besides the spikes themselves.
 
-The kernels are single-threaded and release the GIL; :func:`split_run` runs
-them over disjoint slices in a small thread pool. (numba's own parallel
-threading layers fight torch's OpenMP pool for the same cores: 10x slower.)
-"""
+The neuron arithmetic is :func:`sims.kernels.lif_step`'s (Lava's
+``PyLifModelBitAcc`` with numpy's int32 wrap-around made explicit), preceded by
+the conv accumulator's 24-bit wrap and the int32 port; the two are tested
+against each other, and the whole simulator against Lava.
+
+The kernels release the GIL; :func:`split_run` runs them over disjoint item
+ranges in a small thread pool. (numba's own parallel threading layers fight
+torch's OpenMP pool for the same cores: 10x slower.)"""
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+import numpy as np
+import numpy.typing as npt
 from numba import njit
-
-_BLOCK = 2048
-
-
-@njit(inline="always")
-def _wrap32(x: int) -> int:
-    return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
-
-
-@njit(inline="always")
-def _trunc12(x: int) -> int:
-    # Lava: sign(x) * (|x| >> 12), a shift that rounds toward zero.
-    return x >> 12 if x >= 0 else -((-x) >> 12)
-
-
-@njit(inline="always")
-def _lif_update(
-    x: int, u: int, v: int, i_mult: int, v_mult: int, bias_eff: int, vth_eff: int, half: int, mask: int, weight_exp: int
-) -> tuple[int, int, bool]:
-    """One neuron, one step: accumulator ``x`` -> (u, v, spike), Lava's int32 storage made explicit."""
-    if mask != 0:
-        x = ((x + half) & mask) - half  # the conv accumulator's 24-bit wrap
-    if weight_exp > 0:
-        x = x << weight_exp
-    elif weight_exp < 0:
-        x = x >> (-weight_exp)
-    x = _wrap32(x)  # Lava's int32 port
-    u1 = _wrap32(_trunc12(u * i_mult) + _wrap32(x << 6))
-    u1 = u1 - 16777216 if u1 > 8388608 else u1  # one wrap into (-2**23, 2**23]
-    u1 = u1 + 16777216 if u1 <= -8388608 else u1
-    v1 = _wrap32(_trunc12(v * v_mult) + u1 + bias_eff)
-    v1 = min(max(v1, -8388607), 8388607)  # saturation
-    fired = v1 > vth_eff
-    return u1, (0 if fired else v1), fired
-
-
-@njit(cache=True, nogil=True)
-def lif_layer(
-    j_start: int,
-    j_stop: int,
-    a: npt.NDArray[Any],
-    delay: int,
-    per_sample: int,
-    i_mult: npt.NDArray[Any],
-    v_mult: npt.NDArray[Any],
-    bias_eff: npt.NDArray[Any],
-    vth_eff: npt.NDArray[Any],
-    reset: npt.NDArray[Any],
-    acc_wrap_bits: int,
-    weight_exp: int,
-    spikes: npt.NDArray[Any],
-    u_rec: npt.NDArray[Any],
-    v_rec: npt.NDArray[Any],
-    record: bool,
-) -> None:
-    """Run one layer of CUBA-LIF neurons over all steps.
-
-    Args:
-        j_start, j_stop: the slice of the B * N neuron columns this call computes.
-        a: (steps - delay, B * N) synaptic accumulator (int, or float holding exact integers);
-            row r is delivered at step r + delay, steps before ``delay`` get no input.
-        delay: 1 for a synapse (Lava's one-step synaptic latency), 0 for input into a neuron.
-        per_sample: N, neurons per sample; parameter arrays are indexed by ``j % N``.
-        i_mult, v_mult: (N,) int64, ``4096 - decay``.
-        bias_eff, vth_eff: (N,) int64, ``bias << 6`` and ``v_th_mant << 6``.
-        reset: (steps,) bool, zero u and v before this step (LIFReset).
-        acc_wrap_bits: wrap the accumulator to this many signed bits first (24 for conv, 0 = none).
-        weight_exp: dense accumulator shift (``<<`` if positive, arithmetic ``>>`` if negative).
-        spikes: (steps, B * N) bool output.
-        u_rec, v_rec: (steps, B * N) int32 outputs, written when ``record``.
-    """
-    steps = spikes.shape[0]
-    half = (1 << (acc_wrap_bits - 1)) if acc_wrap_bits > 0 else 0
-    mask = ((1 << acc_wrap_bits) - 1) if acc_wrap_bits > 0 else 0
-    j0 = j_start
-    while j0 < j_stop:
-        # A segment never crosses a sample boundary: parameters are the contiguous slice n0:n0+width.
-        n0 = j0 % per_sample
-        j1 = min(j_stop, j0 + _BLOCK, j0 - n0 + per_sample)
-        width = j1 - j0
-        u = np.zeros(width, np.int64)
-        v = np.zeros(width, np.int64)
-        im = i_mult[n0 : n0 + width]
-        vm = v_mult[n0 : n0 + width]
-        be = bias_eff[n0 : n0 + width]
-        th = vth_eff[n0 : n0 + width]
-        for k in range(steps):
-            if reset[k]:
-                u[:] = 0
-                v[:] = 0
-            out = spikes[k, j0:j1]
-            row = k - delay
-            if row >= 0:
-                ar = a[row, j0:j1]
-                for i in range(width):
-                    u[i], v[i], out[i] = _lif_update(int(ar[i]), u[i], v[i], im[i], vm[i], be[i], th[i],
-                                                     half, mask, weight_exp)
-            else:
-                for i in range(width):
-                    u[i], v[i], out[i] = _lif_update(0, u[i], v[i], im[i], vm[i], be[i], th[i], half, mask, weight_exp)
-            if record:
-                u_rec[k, j0:j1] = u
-                v_rec[k, j0:j1] = v
-        j0 = j1
-
 
 def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
     """A scalar, per-channel or per-neuron parameter as a flat (N,) int64 array for ``shape``."""
@@ -133,64 +32,6 @@ def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np
     if arr.ndim == 1 and len(shape) == 3 and arr.shape[0] == shape[0]:
         arr = arr.reshape(-1, 1, 1)
     return np.ascontiguousarray(np.broadcast_to(arr, shape).reshape(-1))
-
-
-@njit(cache=True, nogil=True)
-def scatter_conv_nhwc(
-    f_start: int,
-    f_stop: int,
-    s: npt.NDArray[Any],
-    w: npt.NDArray[Any],
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dil_h: int,
-    dil_w: int,
-    groups: int,
-    out: npt.NDArray[Any],
-) -> None:
-    """Event-driven convolution: every active input adds its kernel column to the outputs it reaches.
-
-    Equals ``torch.nn.functional.conv2d`` (cross-correlation) for binary input. The output is
-    channels-last, so each add is one contiguous vector. Sums are int32 and wrap modulo 2**32,
-    so a later 24-bit wrap gives Lava's conv accumulator exactly whatever the weights.
-
-    Args:
-        f_start, f_stop: the frames this call computes.
-        s: (F, C_in, H, W) bool spikes.
-        w: (C_in, kH, kW, C_out / groups) int32, the torch weight rearranged per input channel.
-        out: (F, H_out, W_out, C_out) int32, zero on entry; receives the sums.
-    """
-    _, c_in, height, width = s.shape
-    _, k_h, k_w, per_group_out = w.shape
-    h_out, w_out = out.shape[1], out.shape[2]
-    per_group_in = c_in // groups
-    for f in range(f_start, f_stop):
-        for c in range(c_in):
-            first_out = (c // per_group_in) * per_group_out
-            for y in range(height):
-                for x in range(width):
-                    if not s[f, c, y, x]:
-                        continue
-                    for ky in range(k_h):
-                        ty = y + pad_h - ky * dil_h
-                        if ty < 0 or ty % stride_h != 0:
-                            continue
-                        oy = ty // stride_h
-                        if oy >= h_out:
-                            continue
-                        for kx in range(k_w):
-                            tx = x + pad_w - kx * dil_w
-                            if tx < 0 or tx % stride_w != 0:
-                                continue
-                            ox = tx // stride_w
-                            if ox >= w_out:
-                                continue
-                            row = out[f, oy, ox, first_out : first_out + per_group_out]
-                            col = w[c, ky, kx]
-                            for j in range(per_group_out):
-                                row[j] += col[j]
 
 
 def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDArray[np.int32]:
@@ -202,24 +43,6 @@ def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDA
 
 
 _POOL: ThreadPoolExecutor | None = None
-
-
-@njit(cache=True, nogil=True)
-def scatter_dense(f_start: int, f_stop: int, s: npt.NDArray[Any], w_t: npt.NDArray[Any], out: npt.NDArray[Any]) -> None:
-    """Event-driven dense synapse: ``out[f] = sum of w_t[j] over active inputs j`` (int64, exact).
-
-    Args:
-        f_start, f_stop: the frames this call computes.
-        s: (F, N_in) bool spikes.
-        w_t: (N_in, N_out) int64, the transposed effective weights.
-        out: (F, N_out) int64, zero on entry.
-    """
-    n_in, n_out = w_t.shape
-    for f in range(f_start, f_stop):
-        for j in range(n_in):
-            if s[f, j]:
-                for o in range(n_out):
-                    out[f, o] += w_t[j, o]
 
 
 def split_run(kernel: Callable[..., None], total: int, *args: object, min_chunk: int = 1) -> None:
@@ -237,3 +60,277 @@ def split_run(kernel: Callable[..., None], total: int, *args: object, min_chunk:
     futures = [_POOL.submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
     for f in futures:
         f.result()
+
+
+@njit(inline="always")
+def _lif_frame(
+    acc: npt.NDArray[Any], complement: bool, all_active: npt.NDArray[Any], have_input: bool,
+    u: npt.NDArray[Any], v: npt.NDArray[Any], im: npt.NDArray[Any], vm: npt.NDArray[Any],
+    be: npt.NDArray[Any], th: npt.NDArray[Any], half: int, mask: int, fired: npt.NDArray[Any],
+) -> None:
+    """One step of a whole layer: accumulator -> u, v, spikes, written in the accumulator's order.
+
+    Branch-free per neuron so that the loop vectorizes; the arithmetic is :func:`_lif_update`'s.
+    """
+    n = u.shape[0]
+    for i in range(n):
+        if have_input:
+            x = np.int64(all_active[i]) - np.int64(acc[i]) if complement else np.int64(acc[i])
+        else:
+            x = np.int64(0)
+        if mask != 0:
+            x = ((x + half) & mask) - half
+        x = ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
+        xs = (((x << 6) + 2147483648) & 0xFFFFFFFF) - 2147483648
+        pu = u[i] * im[i]
+        du = pu >> 12 if pu >= 0 else -((-pu) >> 12)
+        u1 = ((du + xs + 2147483648) & 0xFFFFFFFF) - 2147483648
+        u1 = u1 - 16777216 if u1 > 8388608 else u1
+        u1 = u1 + 16777216 if u1 <= -8388608 else u1
+        pv = v[i] * vm[i]
+        dv = pv >> 12 if pv >= 0 else -((-pv) >> 12)
+        v1 = ((dv + u1 + be[i] + 2147483648) & 0xFFFFFFFF) - 2147483648
+        v1 = min(max(v1, -8388607), 8388607)
+        f = v1 > th[i]
+        u[i] = u1
+        v[i] = 0 if f else v1
+        fired[i] = f
+
+
+@njit(cache=True, nogil=True)
+def input_lif_layer(
+    item_start: int, item_stop: int, x: npt.NDArray[Any], n_parts: int,
+    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any],
+    reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any],
+    record: bool, counts: npt.NDArray[Any],
+) -> None:
+    """Input neurons driven directly by the input integers (no synapse, no latency).
+
+    Work items are (sample, part): item ``b * n_parts + q`` runs the q-th slice of the neurons.
+
+    Args:
+        x: (B, T, N) integer input (any layout), added to the current as ``x << 6``; zero past T.
+        spikes: (B, steps, N) bool output; u_rec, v_rec: (B, steps, N) int32 when ``record``.
+        counts: (B, N) int64 output, each neuron's spikes in steps ``[0, steps - 1)``.
+    """
+    steps, n = spikes.shape[1], spikes.shape[2]
+    t_in = x.shape[1]
+    for item in range(item_start, item_stop):
+        b = item // n_parts
+        q = item % n_parts
+        lo = n * q // n_parts
+        hi = n * (q + 1) // n_parts
+        size = hi - lo
+        zero = np.zeros(size, np.int32)
+        p_im, p_vm, p_be, p_th = im[lo:hi], vm[lo:hi], be[lo:hi], th[lo:hi]
+        u = np.zeros(size, np.int64)
+        v = np.zeros(size, np.int64)
+        cnt = counts[b, lo:hi]
+        for k in range(steps):
+            if reset[k]:
+                u[:] = 0
+                v[:] = 0
+            out = spikes[b, k, lo:hi]
+            if k < t_in:
+                xin = x[b, k, lo:hi]
+                _lif_frame(xin, False, xin, True, u, v, p_im, p_vm, p_be, p_th, 0, 0, out)
+            else:  # past the input's T: no input
+                _lif_frame(zero, False, zero, False, u, v, p_im, p_vm, p_be, p_th, 0, 0, out)
+            if k < steps - 1:
+                for i in range(size):
+                    cnt[i] += out[i]
+            if record:
+                u_rec[b, k, lo:hi] = u
+                v_rec[b, k, lo:hi] = v
+
+
+@njit(cache=True, nogil=True)
+def conv_lif_layer(
+    item_start: int, item_stop: int, s: npt.NDArray[Any], w: npt.NDArray[Any],
+    y_tab: npt.NDArray[Any], x_tab: npt.NDArray[Any], groups: int, w_out: int, parts: npt.NDArray[Any],
+    order: npt.NDArray[Any], all_active: npt.NDArray[Any], acc_wrap_bits: int,
+    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], reset: npt.NDArray[Any],
+    spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any], record: bool,
+    counts: npt.NDArray[Any],
+) -> None:
+    """Event-driven convolution fused with the CUBA-LIF neurons behind it.
+
+    A spike at step k - 1 adds its kernel column to the channels-last accumulator of step k
+    (Lava's one-step synaptic latency; step 0 is bias only). When more than half of a frame's
+    inputs are active the silent ones are scattered instead and subtracted from the sums of an
+    all-active frame. Sums are int32 and wrap modulo 2**32, so the 24-bit wrap that follows is
+    Lava's whatever the weights.
+
+    Work items are (sample, part): the output channels may be cut into P parts (``parts``, only
+    when groups == 1), each computed on its own, so that one sample can use several threads.
+    Neuron constants, state and ``all_active`` are part-major: part q holds its channels
+    channels-last, ``(H_out * W_out, C_q)``, from offset ``H_out * W_out * parts[q]``.
+
+    Args:
+        item_start, item_stop: items ``b * P + q`` to compute.
+        s: (B, steps, C_in, H_in, W_in) bool input spikes.
+        w: (C_in, kH, kW, C_out / groups) int32 (:func:`scatter_weight`).
+        y_tab, x_tab: (H_in, kH) and (W_in, kW) int64, the output row / column an input row /
+            column reaches through each kernel row / column, or -1.
+        w_out: output width.
+        parts: (P + 1,) int64 channel boundaries of the parts.
+        order: (N,) int64, the C, H, W index of each part-major neuron.
+        all_active: (N,) int32 part-major sums of an all-active frame, wrapped to int32.
+        im, vm, be, th: (N,) int64 part-major neuron constants.
+        spikes: (B, steps, N) bool output in C, H, W order; u_rec, v_rec: (B, steps, N) int32
+            in C, H, W order when ``record``; counts: (B, N) int64 part-major, spikes in steps
+            ``[0, steps - 1)``.
+    """
+    c_in, h_in, w_in = s.shape[2], s.shape[3], s.shape[4]
+    k_h, k_w, per_group_out = w.shape[1], w.shape[2], w.shape[3]
+    n_parts = parts.shape[0] - 1
+    steps, n = spikes.shape[1], spikes.shape[2]
+    c_out = groups * per_group_out
+    hw = n // c_out
+    per_group_in = c_in // groups
+    frame_size = c_in * h_in * w_in
+    half = (1 << (acc_wrap_bits - 1)) if acc_wrap_bits > 0 else 0
+    mask = ((1 << acc_wrap_bits) - 1) if acc_wrap_bits > 0 else 0
+    acc = np.zeros(n, np.int32)
+    fired = np.zeros(n, np.bool_)
+    w_flat = w.reshape(w.size)
+    for item in range(item_start, item_stop):
+        b = item // n_parts
+        q = item % n_parts
+        c0 = parts[q]
+        cw = parts[q + 1] - c0
+        lo = hw * c0
+        size = hw * cw
+        width = per_group_out if groups > 1 else cw  # channels one tap adds
+        p_acc = acc[:size]
+        p_fired = fired[:size]
+        p_all = all_active[lo : lo + size]
+        p_im, p_vm, p_be, p_th = im[lo : lo + size], vm[lo : lo + size], be[lo : lo + size], th[lo : lo + size]
+        p_order = order[lo : lo + size]
+        u = np.zeros(size, np.int64)
+        v = np.zeros(size, np.int64)
+        p_cnt = counts[b, lo : lo + size]
+        for k in range(steps):
+            if reset[k]:
+                u[:] = 0
+                v[:] = 0
+            complement = False
+            have_input = False
+            if k > 0:
+                flat = s[b, k - 1].reshape(frame_size)
+                active = 0
+                for i in range(frame_size):
+                    active += flat[i]
+                complement = 2 * active > frame_size
+                have_input = active > 0
+            if have_input:
+                want = not complement
+                p_acc[:] = 0
+                # Flat unsigned indices: a slice per event would cost a reference count, and a
+                # signed index numba's negative-index check, which stops the add from vectorizing.
+                i = 0
+                for c in range(c_in):
+                    first_out = (c // per_group_in) * per_group_out  # 0 when groups == 1
+                    for y in range(h_in):
+                        for x in range(w_in):
+                            if flat[i] != want:
+                                i += 1
+                                continue
+                            i += 1
+                            for ky in range(k_h):
+                                oy = y_tab[y, ky]
+                                if oy < 0:
+                                    continue
+                                for kx in range(k_w):
+                                    ox = x_tab[x, kx]
+                                    if ox < 0:
+                                        continue
+                                    base = np.uint64((oy * w_out + ox) * cw + first_out)
+                                    src = np.uint64(((c * k_h + ky) * k_w + kx) * per_group_out + c0)
+                                    for j in range(np.uint64(width)):
+                                        p_acc[base + j] += w_flat[src + j]
+            _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, half, mask, p_fired)
+            out = spikes[b, k]
+            for i in range(np.uint64(size)):
+                out[p_order[i]] = p_fired[i]
+            if k < steps - 1:
+                for i in range(size):
+                    p_cnt[i] += p_fired[i]
+            if record:
+                ur = u_rec[b, k]
+                vr = v_rec[b, k]
+                for i in range(np.uint64(size)):
+                    ur[p_order[i]] = u[i]
+                    vr[p_order[i]] = v[i]
+
+
+@njit(cache=True, nogil=True)
+def dense_lif_layer(
+    b_start: int, b_stop: int, s: npt.NDArray[Any], w_t: npt.NDArray[Any], delays: npt.NDArray[Any],
+    weight_exp: int, im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any],
+    reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any],
+    record: bool, counts: npt.NDArray[Any],
+) -> None:
+    """Event-driven dense synapse (with per-synapse delays) fused with its CUBA-LIF neurons.
+
+    A spike at step k arrives at step k + 1 + d. Each delay's sums are shifted by the weight
+    exponent before they are added, as Lava's DelayDense does.
+
+    Args:
+        s: (B, steps, N_in) bool input spikes.
+        w_t: (D, N_in, N_out) int32 or int64 effective weights per distinct delay, transposed; int32
+            only where no sum of them can leave int32.
+        delays: (D,) int64 the delays.
+        spikes: (B, steps, N_out) bool output; u_rec, v_rec as for :func:`input_lif_layer`.
+    """
+    n_in = s.shape[2]
+    steps, n = spikes.shape[1], spikes.shape[2]
+    acc = np.zeros(n, np.int64)
+    part = np.zeros(n, w_t.dtype)  # int32 when no sum can overflow it: twice the lanes
+    for b in range(b_start, b_stop):
+        u = np.zeros(n, np.int64)
+        v = np.zeros(n, np.int64)
+        cnt = counts[b]
+        for k in range(steps):
+            if reset[k]:
+                u[:] = 0
+                v[:] = 0
+            acc[:] = 0
+            for di in range(delays.shape[0]):
+                src = k - 1 - delays[di]
+                if src < 0:
+                    continue
+                part[:] = 0
+                row = s[b, src]
+                wd = w_t[di].reshape(n_in * n)
+                for j in range(n_in):
+                    if row[j]:
+                        first = np.uint64(j * n)
+                        for o in range(np.uint64(n)):
+                            part[o] += wd[first + o]
+                if weight_exp > 0:
+                    for o in range(n):
+                        acc[o] += part[o] << weight_exp
+                elif weight_exp < 0:
+                    for o in range(n):
+                        acc[o] += part[o] >> (-weight_exp)
+                else:
+                    for o in range(n):
+                        acc[o] += part[o]
+            out = spikes[b, k]
+            _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, 0, 0, out)
+            if k < steps - 1:
+                for i in range(n):
+                    cnt[i] += out[i]
+            if record:
+                u_rec[b, k] = u
+                v_rec[b, k] = v
+
+
+def conv_tables(size_in: int, kernel: int, stride: int, pad: int, dil: int, size_out: int) -> npt.NDArray[np.int64]:
+    """(size_in, kernel): the output index each input index reaches through each kernel tap, or -1."""
+    i = np.arange(size_in)[:, None]
+    t = i + pad - np.arange(kernel)[None, :] * dil
+    o = t // stride
+    ok = (t >= 0) & (t % stride == 0) & (o < size_out)
+    return np.ascontiguousarray(np.where(ok, o, -1).astype(np.int64))

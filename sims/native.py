@@ -1,23 +1,26 @@
-"""Native integer simulator: Lava's fixed_pt semantics, vectorized and time-batched.
+"""Native integer simulator: Lava's fixed_pt semantics, batched and event-driven.
 
-The synapses of a layer depend only on the previous layer's spikes, so the
-simulator runs layer by layer: one convolution or matrix product over all
-(step, sample) frames at once, then a short loop over steps for the neuron
-dynamics (elementwise on the whole batch). Sums are exact: float32 when every
-possible sum stays below 2**24, float64 below 2**53, int64 otherwise.
+The simulator runs layer by layer. Each layer is one compiled kernel (see
+:mod:`sims.jit_kernels`) that walks every sample through all steps: it adds
+the kernel column or weight row of each presynaptic spike into a small
+accumulator that stays in cache, runs the CUBA-LIF neurons on it, and writes
+the spikes straight into the result array. Samples run in parallel threads.
+Sums are integer and exact (int32 wrapping for conv, as Lava's 24-bit wrap
+needs; int64 for dense).
 
 Timing is Lava's (reference section 8): a synapse delivers at step k what its
 input spiked at step k-1, every layer integrates a bias-only step at k = 0, and
 input spikes enter the input neuron's current directly (files with an input
-layer) or the first synapse (files without).
-"""
+layer) or the first synapse (files without)."""
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 import weakref
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -30,17 +33,16 @@ from hw_targets.errors import SimulationError
 from sims.counts import synaptic_ops
 from sims.kernels import netx_dense_synapse
 from sims.jit_kernels import (
+    conv_lif_layer,
+    conv_tables,
+    dense_lif_layer,
     expand_param,
-    lif_layer,
-    scatter_conv_nhwc,
-    scatter_dense,
+    input_lif_layer,
     scatter_weight,
     split_run,
 )
 from sims.result import SimResult
 
-#: Largest synaptic-input tensor (bytes) built at once; bigger batches are split.
-_CHUNK_BYTES = 192 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,36 +68,43 @@ def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[in
 
 @dataclass(frozen=True)
 class _DensePlan:
-    weight_t: npt.NDArray[np.int64]  # (D, in, out): effective weights per distinct delay, transposed
-    delays: tuple[int, ...]
+    weight_t: npt.NDArray[np.integer[Any]]  # (D, in, out): effective weights per distinct delay, transposed
+    delays: npt.NDArray[np.int64]  # (D,)
     weight_exp: int
+    neuron: _NeuronPlan
 
 
 @dataclass(frozen=True)
 class _ConvPlan:
     scatter_weight: npt.NDArray[np.int32]
-    all_active: npt.NDArray[np.int32]  # (C, H, W): the sums for an input frame of all ones, wrapped to int32
+    y_tab: npt.NDArray[np.int64]
+    x_tab: npt.NDArray[np.int64]
+    parts: npt.NDArray[np.int64]  # (P + 1,) output-channel boundaries of the parts a sample is cut into
+    order: npt.NDArray[np.int64]  # (N,) C, H, W index of each part-major neuron
+    all_active: npt.NDArray[np.int32]  # (N,) part-major sums of an all-ones frame, wrapped to int32
+    neuron: _NeuronPlan  # part-major
 
 
-#: Plans depend only on the (immutable) layer; built once per layer object.
-_PLANS: "weakref.WeakKeyDictionary[Layer, _DensePlan | _ConvPlan]" = weakref.WeakKeyDictionary()
+#: Plans depend only on the (immutable) layer and how it is run; built once per layer object.
+_PLANS: "weakref.WeakKeyDictionary[Layer, dict[tuple[Any, ...], Any]]" = weakref.WeakKeyDictionary()
+
+
+def _cached(layer: Layer, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    per_layer = _PLANS.get(layer)
+    if per_layer is None:
+        per_layer = _PLANS[layer] = {}
+    if key not in per_layer:
+        per_layer[key] = build()
+    return per_layer[key]
 
 
 def _plan_dense(layer: Dense, where: str) -> _DensePlan:
-    cached = _PLANS.get(layer)
-    if isinstance(cached, _DensePlan):
-        return cached
-    plan = _build_dense_plan(layer, where)
-    _PLANS[layer] = plan
+    plan: _DensePlan = _cached(layer, ("dense",), lambda: _build_dense_plan(layer, where))
     return plan
 
 
-def _plan_conv(layer: Conv, in_shape: tuple[int, ...]) -> _ConvPlan:
-    cached = _PLANS.get(layer)
-    if isinstance(cached, _ConvPlan):
-        return cached
-    plan = _build_conv_plan(layer, in_shape)
-    _PLANS[layer] = plan
+def _plan_conv(layer: Conv, in_shape: tuple[int, ...], n_parts: int) -> _ConvPlan:
+    plan: _ConvPlan = _cached(layer, ("conv", in_shape, n_parts), lambda: _build_conv_plan(layer, in_shape, n_parts))
     return plan
 
 
@@ -108,95 +117,64 @@ def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
         warnings.warn(
             f"{where}: Lava's netx loader does not deliver these weights exactly (all weights <= 0, or "
             "outside netx's 8-bit range; reference section 6.1). The simulation reproduces what Lava does.",
-            stacklevel=3,
+            stacklevel=6,
         )
     eff = syn.weight_eff
     delays_arr = np.zeros(eff.shape, dtype=np.int64) if layer.delay is None else np.asarray(layer.delay, dtype=np.int64)
-    delays = tuple(int(d) for d in np.unique(delays_arr))
+    delays = np.unique(delays_arr).astype(np.int64)
     stack = np.stack([np.where(delays_arr == d, eff, 0).T for d in delays]).astype(np.int64)
-    return _DensePlan(np.ascontiguousarray(stack), delays, syn.weight_exp)
+    if int(np.abs(stack).sum(axis=1).max(initial=0)) < 2**31:  # no sum of these weights leaves int32
+        stack = stack.astype(np.int32)
+    neuron = _neuron_plan(layer.neuron or default_dense_neuron(), layer.bias, tuple(layer.out_shape))
+    return _DensePlan(np.ascontiguousarray(stack), delays, syn.weight_exp, neuron)
 
 
-def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...]) -> _ConvPlan:
+def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_parts: int) -> _ConvPlan:
     w = np.asarray(layer.weight, dtype=np.int64)
     ones = torch.ones((1, *in_shape), dtype=torch.float64)
     full = F.conv2d(ones, torch.from_numpy(w).double(), stride=layer.stride, padding=layer.padding,
                     dilation=layer.dilation, groups=layer.groups)[0]
     # |sum| < 2**53 for any int32 weights and realistic fan-in, so float64 is exact; int32 wrap as the scatter does.
-    all_active = full.round().to(torch.int64).numpy().astype(np.int32)
-    return _ConvPlan(scatter_weight(w, layer.groups), all_active)
+    all_active = full.round().to(torch.int64).numpy().astype(np.int32).reshape(-1)
+    c_out, h_out, w_out = layer.shape
+    k_h, k_w = w.shape[2:]
+    y_tab = conv_tables(in_shape[1], k_h, layer.stride[0], layer.padding[0], layer.dilation[0], h_out)
+    x_tab = conv_tables(in_shape[2], k_w, layer.stride[1], layer.padding[1], layer.dilation[1], w_out)
+    parts = np.linspace(0, c_out, n_parts + 1).round().astype(np.int64)
+    chw = np.arange(c_out * h_out * w_out, dtype=np.int64).reshape(c_out, h_out, w_out)
+    order = np.concatenate([chw[lo:hi].transpose(1, 2, 0).reshape(-1) for lo, hi in zip(parts[:-1], parts[1:])])
+    if layer.neuron is None:
+        raise SimulationError(f"{layer.name}: a conv layer needs a neuron (netx has no synapse-only layers)")
+    flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape))
+    neuron = _NeuronPlan(*(np.ascontiguousarray(p[order]) for p in
+                           (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff)))
+    return _ConvPlan(scatter_weight(w, layer.groups), y_tab, x_tab, parts, order,
+                     np.ascontiguousarray(all_active[order]), neuron)
 
 
-def _dense_accumulator(plan: _DensePlan, s: torch.Tensor, steps: int) -> npt.NDArray[np.int64]:
-    """Accumulator rows (steps - 1, B * out) int64 for presynaptic spikes s (steps, B, in).
-
-    Each delay's sums are shifted by the weight exponent before they are added,
-    as Lava's DelayDense does; without delays the neuron loop could shift, but
-    doing it here keeps one path.
-    """
-    _, batch, n_in = s.shape
-    n_out = plan.weight_t.shape[2]
-    span = steps - 1
-    total = np.zeros((span, batch * n_out), dtype=np.int64)
-    frames = s.reshape(steps, batch, n_in).numpy()
-    for i, d in enumerate(plan.delays):
-        rows = span - d  # a spike at step k arrives at k + 1 + d
-        if rows <= 0:
-            continue
-        acc = np.zeros((rows * batch, n_out), dtype=np.int64)
-        split_run(scatter_dense, rows * batch, frames[:rows].reshape(rows * batch, n_in), plan.weight_t[i], acc)
-        if plan.weight_exp > 0:
-            acc <<= plan.weight_exp
-        elif plan.weight_exp < 0:
-            acc >>= -plan.weight_exp
-        total[d:] += acc.reshape(rows, batch * n_out)
-    return total
+def _parts(batch: int, units: int) -> int:
+    """Parts each sample's neurons (or output channels) are cut into, so that small batches use every thread."""
+    threads = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    return max(1, min(threads // batch, units))
 
 
-def _conv_accumulator(layer: Conv, plan: _ConvPlan, s: torch.Tensor, steps: int) -> npt.NDArray[np.int32]:
-    """Accumulator rows (steps - 1, B * C * H * W) int32 for presynaptic spikes s (steps, B, Cin, Hin, Win).
-
-    Event-driven: each active input adds its kernel column. When most inputs are
-    active, the silent ones are scattered instead and subtracted from the
-    response to an all-active frame. int32 sums wrap modulo 2**32, so Lava's
-    24-bit accumulator wrap (applied in the neuron loop) comes out exact.
-    """
-    batch = s.shape[1]
-    span = steps - 1
-    frames = s[:span].reshape(span * batch, *s.shape[2:]).numpy()
-    n_frames = span * batch
-    if frames.size == 0:
-        return np.zeros((span, batch * int(np.prod(layer.shape))), dtype=np.int32)
-    dense_input = np.count_nonzero(frames) > frames.size // 2
-    if dense_input:
-        frames = ~frames
-    geometry = (*layer.stride, *layer.padding, *layer.dilation, layer.groups)
-    nhwc = np.zeros((n_frames, layer.shape[1], layer.shape[2], layer.shape[0]), dtype=np.int32)
-    split_run(scatter_conv_nhwc, n_frames, frames, plan.scatter_weight, *geometry, nhwc)
-    out = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
-    if dense_input:
-        np.subtract(plan.all_active, out, out=out)
-    return out.reshape(span, -1)
-
-
-def _run_neurons(
-    acc: torch.Tensor, delay: int, steps: int, batch: int, shape: tuple[int, ...], plan: _NeuronPlan,
-    reset: npt.NDArray[np.bool_], acc_wrap_bits: int, weight_exp: int, record_state: bool,
-) -> tuple[torch.Tensor, npt.NDArray[np.int32] | None, npt.NDArray[np.int32] | None]:
-    """Spikes (steps, B, *shape) of one neuron layer, plus u and v (B, steps, *shape) when recorded."""
+def _run_layer(
+    kernel: Callable[..., None], items: int, batch: int, steps: int, shape: tuple[int, ...], plan: _NeuronPlan,
+    reset: npt.NDArray[np.bool_], record_state: bool, *synapse: object,
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int32] | None, npt.NDArray[np.int32] | None]:
+    """Spikes (B, steps, *shape), window spike counts (B, N), and u, v (B, steps, *shape) when recorded."""
     n = int(np.prod(shape))
-    spikes = np.empty((steps, batch * n), dtype=np.bool_)
-    rec = (steps, batch * n) if record_state else (1, 1)
+    spikes = np.empty((batch, steps, n), dtype=np.bool_)
+    counts = np.zeros((batch, n), dtype=np.int64)
+    rec = (batch, steps, n) if record_state else (1, 1, 1)
     u_rec = np.empty(rec, dtype=np.int32)
     v_rec = np.empty(rec, dtype=np.int32)
-    a = acc.numpy() if acc.numel() else np.zeros((0, batch * n), dtype=np.int32)
-    split_run(lif_layer, batch * n, a, delay, n, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, reset,
-              acc_wrap_bits, weight_exp, spikes, u_rec, v_rec, record_state, min_chunk=4096)
-    full = (steps, batch, *shape)
+    split_run(kernel, items, *synapse, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, reset,
+              spikes, u_rec, v_rec, record_state, counts)
+    full = (batch, steps, *shape)
     if not record_state:
-        return torch.from_numpy(spikes).view(full), None, None
-    return (torch.from_numpy(spikes).view(full), np.moveaxis(u_rec.reshape(full), 0, 1),
-            np.moveaxis(v_rec.reshape(full), 0, 1))
+        return spikes.reshape(full), counts, None, None
+    return spikes.reshape(full), counts, u_rec.reshape(full), v_rec.reshape(full)
 
 
 def _reset_steps(steps: int, reset_interval: int | None, offset: int) -> npt.NDArray[np.bool_]:
@@ -211,17 +189,15 @@ def _reset_steps(steps: int, reset_interval: int | None, offset: int) -> npt.NDA
     return reset
 
 
-def normalize_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple[npt.NDArray[np.int32], int]:
-    """Check and bring an input array to (B, steps, *input_shape) int32, padded with zeros.
+def check_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple[npt.NDArray[Any], int]:
+    """Check an input array and view it as (B, T, *input_shape), without copying; also the steps to run.
 
     Raises:
-        SimulationError: wrong shape, dtype, NaN/inf, or steps <= 0.
+        SimulationError: wrong shape, dtype, NaN/inf, values outside int32, or steps <= 0.
     """
     x = np.asarray(spikes)
     in_shape = tuple(net.input_shape)
-    if x.dtype == np.bool_:
-        x = x.astype(np.int32)
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+    if not (x.dtype == np.bool_ or np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise SimulationError(f"input has dtype {x.dtype}; expected bool or integer spikes")
     if np.issubdtype(x.dtype, np.floating):
         if not np.all(np.isfinite(x)):
@@ -232,13 +208,24 @@ def normalize_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> t
         x = x[None]
     if x.ndim != len(in_shape) + 2 or x.shape[2:] != in_shape:
         raise SimulationError(f"input has shape {x.shape}; expected (T, *{in_shape}) or (B, T, *{in_shape})")
-    if x.size and (x.min() < np.iinfo(np.int32).min or x.max() > np.iinfo(np.int32).max):
+    wide = x.dtype.kind == "f" or (x.dtype.kind in "iu" and x.dtype.itemsize > 4) or x.dtype == np.uint32
+    if wide and x.size and (x.min() < np.iinfo(np.int32).min or x.max() > np.iinfo(np.int32).max):
         raise SimulationError("input values do not fit int32")
     if steps is None:
         steps = x.shape[1] + sum(isinstance(l, (Dense, Conv)) for l in net.layers)
     if steps <= 0:
         raise SimulationError(f"steps must be positive, got {steps}")
-    out = np.zeros((x.shape[0], steps, *in_shape), dtype=np.int32)
+    return x, steps
+
+
+def normalize_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple[npt.NDArray[np.int32], int]:
+    """Check and bring an input array to (B, steps, *input_shape) int32, padded with zeros.
+
+    Raises:
+        SimulationError: wrong shape, dtype, NaN/inf, or steps <= 0.
+    """
+    x, steps = check_input(net, spikes, steps)
+    out = np.zeros((x.shape[0], steps, *x.shape[2:]), dtype=np.int32)
     n = min(steps, x.shape[1])
     out[:, :n] = x[:, :n]
     return out, steps
@@ -274,85 +261,87 @@ def simulate(
     Raises:
         SimulationError: bad input, or a layer netx itself cannot load.
     """
-    x_np, steps = normalize_input(net, spikes, steps)
+    x, steps = check_input(net, spikes, steps)
     if reset_interval is not None and reset_interval < 1:
         raise SimulationError(f"reset_interval must be >= 1, got {reset_interval}")
     if reset_offset < 0:
         raise SimulationError(f"reset_offset must be >= 0, got {reset_offset}")
     t0 = time.perf_counter()
-    batch = x_np.shape[0]
-    largest = max(int(np.prod(l.out_shape)) for l in net.layers) * steps * 8
-    chunk = max(1, min(batch, _CHUNK_BYTES // max(largest, 1)))
-    parts = [
-        _simulate_chunk(net, x_np[i : i + chunk], steps, reset_interval, reset_offset, record_state, input_bias)
-        for i in range(0, batch, chunk)
-    ]
-    result = SimResult(
-        layer_names=[l.name for l in net.layers],
-        spikes=[np.concatenate([p.spikes[i] for p in parts]) for i in range(len(net.layers))],
-        synops=np.zeros((batch, len(net.layers)), np.int64),
-        u=[_cat([p.u[i] for p in parts]) for i in range(len(net.layers))],
-        v=[_cat([p.v[i] for p in parts]) for i in range(len(net.layers))],
-        backend="native",
-    )
-    result.synops = synaptic_ops(net, x_np != 0, result.spikes)
+    result = _simulate(net, x, steps, reset_interval, reset_offset, record_state, input_bias)
     result.wall_s = time.perf_counter() - t0
     return result
 
 
-def _cat(parts: list[npt.NDArray[np.int32] | None]) -> npt.NDArray[np.int32] | None:
-    arrays = [p for p in parts if p is not None]
-    return np.concatenate(arrays) if arrays else None
-
-
-def _simulate_chunk(
+def _simulate(
     net: Network,
-    x_np: npt.NDArray[np.int32],
+    x: npt.NDArray[Any],
     steps: int,
     reset_interval: int | None,
     reset_offset: int,
     record_state: bool,
     input_bias: npt.ArrayLike | None,
 ) -> SimResult:
-    batch = x_np.shape[0]
-    x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x_np, 1, 0)))  # (steps, B, *in)
-    prev: torch.Tensor = x != 0
+    batch, n_in = x.shape[0], int(np.prod(x.shape[2:]))
+    first = net.layers[0] if net.layers else None
+    into_neuron = isinstance(first, InputLayer) and first.neuron is not None
+    if into_neuron:  # the input integers drive the input neurons; no synapse sees them
+        prev: npt.NDArray[np.bool_] = np.broadcast_to(np.False_, (batch, steps, *x.shape[2:]))
+        prev_counts = np.zeros((batch, n_in), dtype=np.int64)
+    else:  # spikes into a synapse: nonzero is a spike
+        prev = np.zeros((batch, steps, *x.shape[2:]), dtype=np.bool_)
+        t_in = min(steps, x.shape[1])
+        np.not_equal(x[:, :t_in], 0, out=prev[:, :t_in])
+        # Spikes of each neuron of ``prev`` in steps [0, steps - 1): the ones delivered within the run.
+        prev_counts = prev[:, : steps - 1].reshape(batch, steps - 1, n_in).sum(axis=1, dtype=np.int64)
+    input_spikes = prev
     spikes_out: list[npt.NDArray[np.bool_]] = []
+    source_counts: list[npt.NDArray[np.int64]] = []
     us: list[npt.NDArray[np.int32] | None] = []
     vs: list[npt.NDArray[np.int32] | None] = []
     neuron_index = 0
     for i, layer in enumerate(net.layers):
         where = net.describe(i)
         shape = tuple(layer.out_shape)
-        acc: torch.Tensor | None = None
-        delay, wrap_bits, weight_exp = 1, 0, 0
-        neuron: CubaNeuron | None = None
-        bias: npt.ArrayLike | None = None
+        source_counts.append(prev_counts)
+        u = v = None
+
+        def reset() -> npt.NDArray[np.bool_]:
+            nonlocal neuron_index
+            neuron_index += 1
+            return _reset_steps(steps, reset_interval, reset_offset + neuron_index)
+
         if isinstance(layer, InputLayer):
             if layer.neuron is not None:
                 # Input spikes enter the input neuron's current directly (no synapse, no latency).
-                acc, delay, neuron = x.reshape(steps, -1), 0, layer.neuron
+                bias: npt.ArrayLike | None = None
                 if input_bias is not None:
                     bias = np.asarray(input_bias, dtype=np.int64)
                     if bias.shape not in ((), shape, (shape[0],)):
                         raise SimulationError(f"{where}: input_bias has shape {bias.shape}; expected {shape}")
+                plan = _neuron_plan(layer.neuron, bias, shape)
+                x_flat = x.reshape(batch, x.shape[1], -1)  # a view where it can be: no copy of a large input
+                if x_flat.dtype.kind == "f" or x_flat.dtype.itemsize > 4 or x_flat.dtype == np.uint32:
+                    x_flat = x_flat.astype(np.int64)  # integral and inside int32 (checked)
+                n_parts = _parts(batch, int(np.prod(shape)))
+                prev, prev_counts, u, v = _run_layer(input_lif_layer, batch * n_parts, batch, steps, shape, plan,
+                                                     reset(), record_state, x_flat, n_parts)
         elif isinstance(layer, Flatten):
-            prev = prev.reshape(steps, batch, -1)
+            prev = prev.reshape(batch, steps, -1)
         elif isinstance(layer, Dense):
-            acc = torch.from_numpy(_dense_accumulator(_plan_dense(layer, where), prev, steps))
-            neuron, bias = layer.neuron or default_dense_neuron(), layer.bias
+            dplan = _plan_dense(layer, where)
+            prev, prev_counts, u, v = _run_layer(dense_lif_layer, batch, batch, steps, shape, dplan.neuron, reset(),
+                                                 record_state, prev.reshape(batch, steps, -1), dplan.weight_t,
+                                                 dplan.delays, dplan.weight_exp)
         elif isinstance(layer, Conv):
-            acc = torch.from_numpy(_conv_accumulator(layer, _plan_conv(layer, tuple(prev.shape[2:])), prev, steps))
-            neuron, bias, wrap_bits = layer.neuron, layer.bias, C.CONV_ACC_BITS
-        if acc is not None and neuron is not None:
-            reset = _reset_steps(steps, reset_interval, reset_offset + 1 + neuron_index)
-            neuron_index += 1
-            prev, u, v = _run_neurons(acc, delay, steps, batch, shape, _neuron_plan(neuron, bias, shape), reset,
-                                      wrap_bits, weight_exp, record_state)
-            us.append(u)
-            vs.append(v)
-        else:
-            us.append(None)
-            vs.append(None)
-        spikes_out.append(np.moveaxis(prev.numpy(), 0, 1).reshape(batch, steps, *shape))
-    return SimResult([l.name for l in net.layers], spikes_out, np.zeros((batch, 0), np.int64), us, vs)
+            n_parts = _parts(batch, layer.shape[0]) if layer.groups == 1 else 1
+            cplan = _plan_conv(layer, tuple(prev.shape[2:]), n_parts)
+            prev, prev_counts, u, v = _run_layer(conv_lif_layer, batch * n_parts, batch, steps, shape, cplan.neuron,
+                                                 reset(), record_state, prev, cplan.scatter_weight, cplan.y_tab,
+                                                 cplan.x_tab, layer.groups, shape[2], cplan.parts, cplan.order,
+                                                 cplan.all_active, C.CONV_ACC_BITS)
+            prev_counts[:, cplan.order] = prev_counts.copy()  # part-major -> C, H, W
+        us.append(u)
+        vs.append(v)
+        spikes_out.append(prev.reshape(batch, steps, *shape))
+    synops = synaptic_ops(net, input_spikes, spikes_out, source_counts)
+    return SimResult([l.name for l in net.layers], spikes_out, synops, us, vs, backend="native")

@@ -73,7 +73,8 @@ def test_onnxruntime_equals_torch(exported: tuple["torch.nn.Module", Path]) -> N
         expected = model(frames).numpy()  # (T, B, classes)
         functional.reset_net(model)
     got = run_onnx(path, frames.numpy())
-    assert got.shape == expected.shape == (STEPS, 3, 10)
+    # (T + latency, B, classes) in hardware timing, the loihinet default; (T, B, classes) without.
+    assert got.shape == expected.shape and expected.shape[0] >= STEPS and expected.shape[1:] == (3, 10)
     assert 0 < expected.sum() < expected.size, "the test network must spike, and not everywhere"
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
     # A second run starts from zero state again (the reset is part of the graph).

@@ -112,3 +112,37 @@ def test_netx_dense_exact_when_max_positive(w: list[int]) -> None:
 def test_all_zero_dense_refused() -> None:
     with pytest.raises(ValueError, match="all-zero"):
         netx_dense_synapse(np.zeros((2, 2), np.int64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([2**4, 2**12, 2**20, 2**31 - 1]))
+def test_compiled_lif_matches_torch_reference(seed: int, scale: int) -> None:
+    """The fused numba neuron loop (input layer kernel, 2 parts) equals ``lif_step`` step by step, wraps included."""
+    from sims.jit_kernels import input_lif_layer
+
+    rng = np.random.default_rng(seed)
+    batch, steps, n = 2, 9, 37
+    x = rng.integers(-scale, scale, (batch, steps - 2, n), endpoint=True).astype(np.int32)
+    i_mult = (4096 - rng.integers(0, 4097, n)).astype(np.int64)
+    v_mult = (4096 - rng.integers(0, 4097, n)).astype(np.int64)
+    bias = (rng.integers(-4096, 4096, n) << C.BIAS_EXP).astype(np.int64)
+    vth = (rng.integers(0, 2**17, n) << C.VTH_SHIFT).astype(np.int64)
+    reset = np.zeros(steps, np.bool_)
+    reset[5] = True
+    spikes = np.empty((batch, steps, n), np.bool_)
+    u_rec = np.empty((batch, steps, n), np.int32)
+    v_rec = np.empty((batch, steps, n), np.int32)
+    counts = np.zeros((batch, n), np.int64)
+    input_lif_layer(0, batch * 2, x, 2, i_mult, v_mult, bias, vth, reset, spikes, u_rec, v_rec, True, counts)
+
+    p = LifParams(torch.from_numpy(i_mult), torch.from_numpy(v_mult), torch.from_numpy(bias), torch.from_numpy(vth))
+    u = torch.zeros((batch, n), dtype=torch.int32)
+    v = torch.zeros((batch, n), dtype=torch.int32)
+    for k in range(steps):
+        if reset[k]:
+            u, v = torch.zeros_like(u), torch.zeros_like(v)
+        a = torch.from_numpy(x[:, k]) if k < x.shape[1] else torch.zeros((batch, n), dtype=torch.int32)
+        u, v, s = lif_step(u, v, a, p)
+        assert np.array_equal(u_rec[:, k], u.numpy()) and np.array_equal(v_rec[:, k], v.numpy()), k
+        assert np.array_equal(spikes[:, k], s.numpy()), k
+    assert np.array_equal(counts, spikes[:, : steps - 1].sum(axis=1))

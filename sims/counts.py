@@ -21,19 +21,27 @@ from export.ir import Conv, Dense, Network
 _FANOUT: "weakref.WeakKeyDictionary[Conv, npt.NDArray[np.int64]]" = weakref.WeakKeyDictionary()
 
 
-def conv_fanout(layer: Conv, in_shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
-    """Number of nonzero synapses leaving each input neuron of a conv layer, shape (C, H, W)."""
+def conv_fanout(
+    layer: Conv, in_shape: tuple[int, ...], rows: tuple[int, int] | None = None
+) -> npt.NDArray[np.int64]:
+    """Number of nonzero synapses leaving each input neuron of a conv layer, shape (C, H, W).
+
+    ``rows=(lo, hi)`` counts only the synapses into output rows ``lo:hi``.
+    """
+    if rows is not None and tuple(rows) != (0, layer.shape[1]):
+        return _conv_fanout(layer, in_shape, rows)
     cached = _FANOUT.get(layer)
     if cached is not None and cached.shape == tuple(in_shape):
         return cached
-    _FANOUT[layer] = fan = _conv_fanout(layer, in_shape)
+    _FANOUT[layer] = fan = _conv_fanout(layer, in_shape, (0, layer.shape[1]))
     return fan
 
 
-def _conv_fanout(layer: Conv, in_shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
+def _conv_fanout(layer: Conv, in_shape: tuple[int, ...], rows: tuple[int, int]) -> npt.NDArray[np.int64]:
     # Counts stay far below 2**24, so float32 is exact here.
     mask = torch.from_numpy((np.asarray(layer.weight) != 0).astype(np.float32))
-    ones = torch.ones((1, *layer.shape), dtype=torch.float32)
+    ones = torch.zeros((1, *layer.shape), dtype=torch.float32)
+    ones[:, :, rows[0] : rows[1]] = 1
     fan = F.conv_transpose2d(ones, mask, stride=layer.stride, padding=layer.padding,
                              dilation=layer.dilation, groups=layer.groups)[0]
     full = np.zeros(in_shape, dtype=np.int64)
@@ -52,10 +60,7 @@ def dense_fanout(layer: Dense) -> list[tuple[int, npt.NDArray[np.int64]]]:
 
 
 def synaptic_ops(
-    net: Network,
-    input_active: npt.NDArray[np.bool_],
-    spikes: Sequence[npt.NDArray[np.bool_]],
-    source_counts: Sequence[npt.NDArray[np.int64]] | None = None,
+    net: Network, input_active: npt.NDArray[np.bool_], spikes: Sequence[npt.NDArray[np.bool_]]
 ) -> npt.NDArray[np.int64]:
     """Delivered synaptic events into each layer, (B, n_layers).
 
@@ -63,27 +68,20 @@ def synaptic_ops(
         net: the network.
         input_active: (B, steps, *input_shape) bool, the input spikes.
         spikes: per layer (B, steps, *shape) bool.
-        source_counts: optional, per layer, (B, N_in) spikes of each of its presynaptic neurons
-            in steps ``[0, steps - 1)`` (what the native simulator counts as it runs); computed
-            from the spikes where absent.
     """
     batch, steps = input_active.shape[:2]
     out = np.zeros((batch, len(net.layers)), dtype=np.int64)
     prev = input_active
     for i, layer in enumerate(net.layers):
-        window_counts = None if source_counts is None else source_counts[i].reshape(batch, -1).astype(np.int64)
         if isinstance(layer, Dense):
             flat = prev.reshape(batch, steps, -1)
             for d, fan in dense_fanout(layer):
-                if d == 0 and window_counts is not None:
-                    counts = window_counts
-                else:
-                    counts = flat[:, : max(steps - 1 - d, 0)].sum(axis=1, dtype=np.int64)
+                window = max(steps - 1 - d, 0)
+                counts = flat[:, :window].sum(axis=1, dtype=np.int64)
                 out[:, i] += counts @ fan
         elif isinstance(layer, Conv):
-            if window_counts is None:
-                window_counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64).reshape(batch, -1)
+            counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64).reshape(batch, -1)
             fan = conv_fanout(layer, tuple(prev.shape[2:]))
-            out[:, i] = window_counts @ fan.reshape(-1)
+            out[:, i] = counts @ fan.reshape(-1)
         prev = spikes[i]
     return out

@@ -70,26 +70,27 @@ def _lif_frame(
 ) -> None:
     """One step of a whole layer: accumulator -> u, v, spikes, written in the accumulator's order.
 
-    Branch-free per neuron so that the loop vectorizes; the arithmetic is :func:`_lif_update`'s.
+    Branch-free per neuron so that the loop vectorizes; the arithmetic is :func:`sims.kernels.lif_step`'s.
+    ``u`` and ``v`` are int32 (their values never leave 24 bits); the constants int32 or int64.
     """
     n = u.shape[0]
     for i in range(n):
         if have_input:
-            x = np.int64(all_active[i]) - np.int64(acc[i]) if complement else np.int64(acc[i])
+            x = int(all_active[i]) - int(acc[i]) if complement else int(acc[i])
         else:
-            x = np.int64(0)
+            x = 0
         if mask != 0:
             x = ((x + half) & mask) - half
         x = ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
         xs = (((x << 6) + 2147483648) & 0xFFFFFFFF) - 2147483648
-        pu = u[i] * im[i]
+        pu = int(u[i]) * int(im[i])
         du = pu >> 12 if pu >= 0 else -((-pu) >> 12)
         u1 = ((du + xs + 2147483648) & 0xFFFFFFFF) - 2147483648
         u1 = u1 - 16777216 if u1 > 8388608 else u1
         u1 = u1 + 16777216 if u1 <= -8388608 else u1
-        pv = v[i] * vm[i]
+        pv = int(v[i]) * int(vm[i])
         dv = pv >> 12 if pv >= 0 else -((-pv) >> 12)
-        v1 = ((dv + u1 + be[i] + 2147483648) & 0xFFFFFFFF) - 2147483648
+        v1 = ((dv + u1 + int(be[i]) + 2147483648) & 0xFFFFFFFF) - 2147483648
         v1 = min(max(v1, -8388607), 8388607)
         f = v1 > th[i]
         u[i] = u1
@@ -102,7 +103,7 @@ def input_lif_layer(
     item_start: int, item_stop: int, x: npt.NDArray[Any], n_parts: int,
     im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any],
     reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any],
-    record: bool, counts: npt.NDArray[Any],
+    record: bool, synops: npt.NDArray[Any],
 ) -> None:
     """Input neurons driven directly by the input integers (no synapse, no latency).
 
@@ -111,7 +112,7 @@ def input_lif_layer(
     Args:
         x: (B, T, N) integer input (any layout), added to the current as ``x << 6``; zero past T.
         spikes: (B, steps, N) bool output; u_rec, v_rec: (B, steps, N) int32 when ``record``.
-        counts: (B, N) int64 output, each neuron's spikes in steps ``[0, steps - 1)``.
+        synops: unused (no synapse delivers into input neurons).
     """
     steps, n = spikes.shape[1], spikes.shape[2]
     t_in = x.shape[1]
@@ -123,9 +124,8 @@ def input_lif_layer(
         size = hi - lo
         zero = np.zeros(size, np.int32)
         p_im, p_vm, p_be, p_th = im[lo:hi], vm[lo:hi], be[lo:hi], th[lo:hi]
-        u = np.zeros(size, np.int64)
-        v = np.zeros(size, np.int64)
-        cnt = counts[b, lo:hi]
+        u = np.zeros(size, np.int32)
+        v = np.zeros(size, np.int32)
         for k in range(steps):
             if reset[k]:
                 u[:] = 0
@@ -136,9 +136,6 @@ def input_lif_layer(
                 _lif_frame(xin, False, xin, True, u, v, p_im, p_vm, p_be, p_th, 0, 0, out)
             else:  # past the input's T: no input
                 _lif_frame(zero, False, zero, False, u, v, p_im, p_vm, p_be, p_th, 0, 0, out)
-            if k < steps - 1:
-                for i in range(size):
-                    cnt[i] += out[i]
             if record:
                 u_rec[b, k, lo:hi] = u
                 v_rec[b, k, lo:hi] = v
@@ -147,43 +144,46 @@ def input_lif_layer(
 @njit(cache=True, nogil=True)
 def conv_lif_layer(
     item_start: int, item_stop: int, s: npt.NDArray[Any], w: npt.NDArray[Any],
-    y_tab: npt.NDArray[Any], x_tab: npt.NDArray[Any], groups: int, w_out: int, parts: npt.NDArray[Any],
-    order: npt.NDArray[Any], all_active: npt.NDArray[Any], acc_wrap_bits: int,
+    tap_ptr: npt.NDArray[Any], tap_out: npt.NDArray[Any], tap_k: npt.NDArray[Any], groups: int,
+    bands: npt.NDArray[Any], band_inputs: npt.NDArray[Any], fan: npt.NDArray[Any], all_active: npt.NDArray[Any],
+    acc_wrap_bits: int,
     im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], reset: npt.NDArray[Any],
     spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any], record: bool,
-    counts: npt.NDArray[Any],
+    synops: npt.NDArray[Any],
 ) -> None:
     """Event-driven convolution fused with the CUBA-LIF neurons behind it.
 
     A spike at step k - 1 adds its kernel column to the channels-last accumulator of step k
-    (Lava's one-step synaptic latency; step 0 is bias only). When more than half of a frame's
-    inputs are active the silent ones are scattered instead and subtracted from the sums of an
+    (Lava's one-step synaptic latency; step 0 is bias only). When more than half of the inputs
+    are active the silent ones are scattered instead and subtracted from the sums of an
     all-active frame. Sums are int32 and wrap modulo 2**32, so the 24-bit wrap that follows is
     Lava's whatever the weights.
 
-    Work items are (sample, part): the output channels may be cut into P parts (``parts``, only
-    when groups == 1), each computed on its own, so that one sample can use several threads.
-    Neuron constants, state and ``all_active`` are part-major: part q holds its channels
-    channels-last, ``(H_out * W_out, C_q)``, from offset ``H_out * W_out * parts[q]``.
+    Work items are (sample, band): a sample's output pixels may be cut into P bands of whole rows,
+    each computed on its own from the input rows that reach it, so that one sample can use
+    several threads. Neuron constants, state and ``all_active`` are channels-last (pixel-major),
+    so a band is one contiguous slice of them.
 
     Args:
         item_start, item_stop: items ``b * P + q`` to compute.
         s: (B, steps, C_in, H_in, W_in) bool input spikes.
         w: (C_in, kH, kW, C_out / groups) int32 (:func:`scatter_weight`).
-        y_tab, x_tab: (H_in, kH) and (W_in, kW) int64, the output row / column an input row /
-            column reaches through each kernel row / column, or -1.
-        w_out: output width.
-        parts: (P + 1,) int64 channel boundaries of the parts.
-        order: (N,) int64, the C, H, W index of each part-major neuron.
-        all_active: (N,) int32 part-major sums of an all-active frame, wrapped to int32.
-        im, vm, be, th: (N,) int64 part-major neuron constants.
+        tap_ptr, tap_out, tap_k: the taps of each input pixel p (row-major over H_in, W_in), a
+            compressed table (:func:`conv_taps`): for e in ``tap_ptr[p]:tap_ptr[p + 1]`` the pixel
+            reaches output pixel ``tap_out[e]`` (row-major) through kernel tap ``tap_k[e]``.
+        bands: (P + 1,) int64 output-pixel boundaries of the bands (multiples of W_out).
+        band_inputs: (P, 2) int64, the input pixels ``[lo, hi)`` whose taps can reach each band.
+        fan: (P, C_in * H_in * W_in) int64, nonzero synapses from each input neuron into each band.
+        all_active: (N,) int32 channels-last sums of an all-active frame, wrapped to int32.
+        im, vm, be, th: (N,) channels-last neuron constants (int32 or int64).
         spikes: (B, steps, N) bool output in C, H, W order; u_rec, v_rec: (B, steps, N) int32
-            in C, H, W order when ``record``; counts: (B, N) int64 part-major, spikes in steps
-            ``[0, steps - 1)``.
+            in C, H, W order when ``record``; synops: (B * P,) int64 output, synaptic events
+            delivered into each item's neurons.
     """
     c_in, h_in, w_in = s.shape[2], s.shape[3], s.shape[4]
-    k_h, k_w, per_group_out = w.shape[1], w.shape[2], w.shape[3]
-    n_parts = parts.shape[0] - 1
+    taps, per_group_out = w.shape[1] * w.shape[2], w.shape[3]
+    pixels = h_in * w_in
+    n_bands = bands.shape[0] - 1
     steps, n = spikes.shape[1], spikes.shape[2]
     c_out = groups * per_group_out
     hw = n // c_out
@@ -193,23 +193,29 @@ def conv_lif_layer(
     mask = ((1 << acc_wrap_bits) - 1) if acc_wrap_bits > 0 else 0
     acc = np.zeros(n, np.int32)
     fired = np.zeros(n, np.bool_)
+    events = np.zeros(pixels + 1, np.int64)
     w_flat = w.reshape(w.size)
     for item in range(item_start, item_stop):
-        b = item // n_parts
-        q = item % n_parts
-        c0 = parts[q]
-        cw = parts[q + 1] - c0
-        lo = hw * c0
-        size = hw * cw
-        width = per_group_out if groups > 1 else cw  # channels one tap adds
+        b = item // n_bands
+        q = item % n_bands
+        o_lo = bands[q]  # output pixels [o_lo, o_hi)
+        o_hi = bands[q + 1]
+        i_lo = band_inputs[q, 0]  # input pixels that reach them
+        i_hi = band_inputs[q, 1]
+        band_px = o_hi - o_lo
+        lo = o_lo * c_out
+        size = band_px * c_out
         p_acc = acc[:size]
         p_fired = fired[:size]
         p_all = all_active[lo : lo + size]
         p_im, p_vm, p_be, p_th = im[lo : lo + size], vm[lo : lo + size], be[lo : lo + size], th[lo : lo + size]
-        p_order = order[lo : lo + size]
-        u = np.zeros(size, np.int64)
-        v = np.zeros(size, np.int64)
-        p_cnt = counts[b, lo : lo + size]
+        p_fan = fan[q]
+        fan_all = 0
+        for i in range(frame_size):
+            fan_all += p_fan[i]
+        u = np.zeros(size, np.int32)
+        v = np.zeros(size, np.int32)
+        delivered = 0
         for k in range(steps):
             if reset[k]:
                 u[:] = 0
@@ -217,59 +223,67 @@ def conv_lif_layer(
             complement = False
             have_input = False
             if k > 0:
-                flat = s[b, k - 1].reshape(frame_size)
+                frame = s[b, k - 1].reshape(c_in, pixels)
                 active = 0
-                for i in range(frame_size):
-                    active += flat[i]
-                complement = 2 * active > frame_size
+                for c in range(c_in):
+                    for pix in range(i_lo, i_hi):
+                        active += frame[c, pix]
+                span = c_in * (i_hi - i_lo)
+                complement = 2 * active > span
                 have_input = active > 0
             if have_input:
                 want = not complement
                 p_acc[:] = 0
-                # Flat unsigned indices: a slice per event would cost a reference count, and a
-                # signed index numba's negative-index check, which stops the add from vectorizing.
-                i = 0
+                fan_ev = 0
                 for c in range(c_in):
                     first_out = (c // per_group_in) * per_group_out  # 0 when groups == 1
-                    for y in range(h_in):
-                        for x in range(w_in):
-                            if flat[i] != want:
-                                i += 1
+                    frame_c = frame[c]
+                    fan_c = p_fan[c * pixels : (c + 1) * pixels]
+                    # The pixels to scatter, gathered without a branch per pixel (its misses cost
+                    # more than the adds at typical spike rates).
+                    n_ev = 0
+                    for pix in range(i_lo, i_hi):
+                        events[n_ev] = pix
+                        n_ev += frame_c[pix] == want
+                    for ev in range(n_ev):
+                        pix = events[ev]
+                        fan_ev += fan_c[pix]
+                        for e in range(tap_ptr[pix], tap_ptr[pix + 1]):
+                            o = tap_out[e]
+                            if o < o_lo or o >= o_hi:  # a tap into the next band (rows at the edges)
                                 continue
-                            i += 1
-                            for ky in range(k_h):
-                                oy = y_tab[y, ky]
-                                if oy < 0:
-                                    continue
-                                for kx in range(k_w):
-                                    ox = x_tab[x, kx]
-                                    if ox < 0:
-                                        continue
-                                    base = np.uint64((oy * w_out + ox) * cw + first_out)
-                                    src = np.uint64(((c * k_h + ky) * k_w + kx) * per_group_out + c0)
-                                    for j in range(np.uint64(width)):
-                                        p_acc[base + j] += w_flat[src + j]
+                            # Flat unsigned indices: a slice per tap would cost a reference count,
+                            # and a signed index numba's negative-index check, which stops the add
+                            # from vectorizing (6x slower).
+                            base = np.uint64((o - o_lo) * c_out + first_out)
+                            src = np.uint64((c * taps + tap_k[e]) * per_group_out)
+                            for j in range(np.uint64(per_group_out)):
+                                p_acc[base + j] += w_flat[src + j]
+                delivered += fan_all - fan_ev if complement else fan_ev
             _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, half, mask, p_fired)
             out = spikes[b, k]
-            for i in range(np.uint64(size)):
-                out[p_order[i]] = p_fired[i]
-            if k < steps - 1:
-                for i in range(size):
-                    p_cnt[i] += p_fired[i]
+            # Channels-last -> C, H, W: sequential writes, strided reads from the cached frame.
+            for c in range(np.uint64(c_out)):
+                o = c * np.uint64(hw) + np.uint64(o_lo)
+                for pix in range(np.uint64(band_px)):
+                    out[o + pix] = p_fired[pix * np.uint64(c_out) + c]
             if record:
                 ur = u_rec[b, k]
                 vr = v_rec[b, k]
-                for i in range(np.uint64(size)):
-                    ur[p_order[i]] = u[i]
-                    vr[p_order[i]] = v[i]
+                for c in range(np.uint64(c_out)):
+                    o = c * np.uint64(hw) + np.uint64(o_lo)
+                    for pix in range(np.uint64(band_px)):
+                        ur[o + pix] = u[pix * np.uint64(c_out) + c]
+                        vr[o + pix] = v[pix * np.uint64(c_out) + c]
+        synops[item] = delivered
 
 
 @njit(cache=True, nogil=True)
 def dense_lif_layer(
     b_start: int, b_stop: int, s: npt.NDArray[Any], w_t: npt.NDArray[Any], delays: npt.NDArray[Any],
-    weight_exp: int, im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any],
-    reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any],
-    record: bool, counts: npt.NDArray[Any],
+    weight_exp: int, fan: npt.NDArray[Any], im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any],
+    th: npt.NDArray[Any], reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any],
+    v_rec: npt.NDArray[Any], record: bool, synops: npt.NDArray[Any],
 ) -> None:
     """Event-driven dense synapse (with per-synapse delays) fused with its CUBA-LIF neurons.
 
@@ -281,16 +295,18 @@ def dense_lif_layer(
         w_t: (D, N_in, N_out) int32 or int64 effective weights per distinct delay, transposed; int32
             only where no sum of them can leave int32.
         delays: (D,) int64 the delays.
+        fan: (D, N_in) int64, nonzero synapses of each delay leaving each input.
         spikes: (B, steps, N_out) bool output; u_rec, v_rec as for :func:`input_lif_layer`.
+        synops: (B,) int64 output, synaptic events delivered into the layer.
     """
     n_in = s.shape[2]
     steps, n = spikes.shape[1], spikes.shape[2]
     acc = np.zeros(n, np.int64)
     part = np.zeros(n, w_t.dtype)  # int32 when no sum can overflow it: twice the lanes
     for b in range(b_start, b_stop):
-        u = np.zeros(n, np.int64)
-        v = np.zeros(n, np.int64)
-        cnt = counts[b]
+        u = np.zeros(n, np.int32)
+        v = np.zeros(n, np.int32)
+        delivered = 0
         for k in range(steps):
             if reset[k]:
                 u[:] = 0
@@ -303,8 +319,10 @@ def dense_lif_layer(
                 part[:] = 0
                 row = s[b, src]
                 wd = w_t[di].reshape(n_in * n)
+                fan_d = fan[di]
                 for j in range(n_in):
                     if row[j]:
+                        delivered += fan_d[j]
                         first = np.uint64(j * n)
                         for o in range(np.uint64(n)):
                             part[o] += wd[first + o]
@@ -319,18 +337,33 @@ def dense_lif_layer(
                         acc[o] += part[o]
             out = spikes[b, k]
             _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, 0, 0, out)
-            if k < steps - 1:
-                for i in range(n):
-                    cnt[i] += out[i]
             if record:
                 u_rec[b, k] = u
                 v_rec[b, k] = v
+        synops[b] = delivered
 
 
-def conv_tables(size_in: int, kernel: int, stride: int, pad: int, dil: int, size_out: int) -> npt.NDArray[np.int64]:
-    """(size_in, kernel): the output index each input index reaches through each kernel tap, or -1."""
-    i = np.arange(size_in)[:, None]
-    t = i + pad - np.arange(kernel)[None, :] * dil
-    o = t // stride
-    ok = (t >= 0) & (t % stride == 0) & (o < size_out)
-    return np.ascontiguousarray(np.where(ok, o, -1).astype(np.int64))
+def conv_taps(
+    in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+    dilation: tuple[int, int], out_hw: tuple[int, int],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The (input pixel -> output pixel, kernel tap) pairs of a conv, compressed by input pixel.
+
+    Returns ``(ptr, out, tap)``: input pixel p reaches output pixel ``out[e]`` through kernel tap
+    ``tap[e]`` for e in ``ptr[p]:ptr[p + 1]``; pixels row-major, taps ``ky * kW + kx``. Precomputing
+    these takes the stride and padding tests, and their branch misses, out of the scatter loop.
+    """
+    axes = []
+    for size_in, k, st, pad, dil, size_out in zip(in_hw, kernel, stride, padding, dilation, out_hw):
+        t = np.arange(size_in)[:, None] + pad - np.arange(k)[None, :] * dil  # (size_in, k)
+        o = t // st
+        axes.append(np.where((t >= 0) & (t % st == 0) & (o < size_out), o, -1))
+    ys, xs = axes
+    # (H_in, W_in, kH, kW): output pixel or -1
+    oy = ys[:, None, :, None]
+    ox = xs[None, :, None, :]
+    out = np.where((oy >= 0) & (ox >= 0), oy * out_hw[1] + ox, -1).reshape(in_hw[0] * in_hw[1], kernel[0] * kernel[1])
+    valid = out >= 0
+    ptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
+    pix, tap = np.nonzero(valid)  # row-major: grouped by pixel, taps ascending
+    return ptr, np.ascontiguousarray(out[pix, tap]).astype(np.int64), tap.astype(np.int64)

@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, default_dense_neuron
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError
-from sims.counts import synaptic_ops
+from sims.counts import conv_fanout, dense_fanout
 from sims.kernels import netx_dense_synapse
 from sims.jit_kernels import (
     conv_lif_layer,
-    conv_tables,
+    conv_taps,
     dense_lif_layer,
     expand_param,
     input_lif_layer,
@@ -47,23 +47,27 @@ from sims.result import SimResult
 
 @dataclass(frozen=True)
 class _NeuronPlan:
-    """Flat (N,) int64 constants of one neuron layer, for the compiled loop."""
+    """Flat (N,) constants of one neuron layer for the compiled loop, int32 where they fit, else int64."""
 
-    i_mult: npt.NDArray[np.int64]
-    v_mult: npt.NDArray[np.int64]
-    bias_eff: npt.NDArray[np.int64]
-    vth_eff: npt.NDArray[np.int64]
+    i_mult: npt.NDArray[np.signedinteger[Any]]
+    v_mult: npt.NDArray[np.signedinteger[Any]]
+    bias_eff: npt.NDArray[np.signedinteger[Any]]
+    vth_eff: npt.NDArray[np.signedinteger[Any]]
 
 
 def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[int, ...]) -> _NeuronPlan:
     # Lava keeps bias_mant as int16 and shifts it by bias_exp = 6 in int32.
     b = np.zeros((), np.int64) if bias is None else np.asarray(bias).astype(np.int16).astype(np.int64) << C.BIAS_EXP
-    return _NeuronPlan(
-        i_mult=expand_param(C.DECAY_UNITY - np.asarray(neuron.i_decay, np.int64), shape),
-        v_mult=expand_param(C.DECAY_UNITY - np.asarray(neuron.v_decay, np.int64), shape),
-        bias_eff=expand_param(b, shape),
-        vth_eff=expand_param(np.asarray(neuron.v_th_mant, np.int64) << C.VTH_SHIFT, shape),
+    params: tuple[npt.NDArray[np.signedinteger[Any]], ...] = (
+        expand_param(C.DECAY_UNITY - np.asarray(neuron.i_decay, np.int64), shape),
+        expand_param(C.DECAY_UNITY - np.asarray(neuron.v_decay, np.int64), shape),
+        expand_param(b, shape),
+        expand_param(np.asarray(neuron.v_th_mant, np.int64) << C.VTH_SHIFT, shape),
     )
+    # int32 where every constant fits (always, for values netx can hold): half the memory traffic.
+    if all(p.size == 0 or (p.min() >= -(2**31) and p.max() < 2**31) for p in params):
+        params = tuple(p.astype(np.int32) for p in params)
+    return _NeuronPlan(*params)
 
 
 @dataclass(frozen=True)
@@ -71,18 +75,21 @@ class _DensePlan:
     weight_t: npt.NDArray[np.integer[Any]]  # (D, in, out): effective weights per distinct delay, transposed
     delays: npt.NDArray[np.int64]  # (D,)
     weight_exp: int
+    fan: npt.NDArray[np.int64]  # (D, in) nonzero synapses of each delay leaving each input
     neuron: _NeuronPlan
 
 
 @dataclass(frozen=True)
 class _ConvPlan:
     scatter_weight: npt.NDArray[np.int32]
-    y_tab: npt.NDArray[np.int64]
-    x_tab: npt.NDArray[np.int64]
-    parts: npt.NDArray[np.int64]  # (P + 1,) output-channel boundaries of the parts a sample is cut into
-    order: npt.NDArray[np.int64]  # (N,) C, H, W index of each part-major neuron
-    all_active: npt.NDArray[np.int32]  # (N,) part-major sums of an all-ones frame, wrapped to int32
-    neuron: _NeuronPlan  # part-major
+    tap_ptr: npt.NDArray[np.int64]  # the conv's taps per input pixel (sims.jit_kernels.conv_taps)
+    tap_out: npt.NDArray[np.int64]
+    tap_k: npt.NDArray[np.int64]
+    bands: npt.NDArray[np.int64]  # (P + 1,) output-pixel boundaries of the row bands a sample is cut into
+    band_inputs: npt.NDArray[np.int64]  # (P, 2) input pixels [lo, hi) that reach each band
+    fan: npt.NDArray[np.int64]  # (P, C_in * H_in * W_in) nonzero synapses from each input into each band
+    all_active: npt.NDArray[np.int32]  # (N,) channels-last sums of an all-ones frame, wrapped to int32
+    neuron: _NeuronPlan  # channels-last
 
 
 #: Plans depend only on the (immutable) layer and how it is run; built once per layer object.
@@ -126,30 +133,45 @@ def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
     if int(np.abs(stack).sum(axis=1).max(initial=0)) < 2**31:  # no sum of these weights leaves int32
         stack = stack.astype(np.int32)
     neuron = _neuron_plan(layer.neuron or default_dense_neuron(), layer.bias, tuple(layer.out_shape))
-    return _DensePlan(np.ascontiguousarray(stack), delays, syn.weight_exp, neuron)
+    fan = np.zeros((len(delays), eff.shape[1]), dtype=np.int64)
+    for d, per_input in dense_fanout(layer):
+        fan[int(np.searchsorted(delays, d))] = per_input
+    return _DensePlan(np.ascontiguousarray(stack), delays, syn.weight_exp, fan, neuron)
 
 
-def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_parts: int) -> _ConvPlan:
+def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _ConvPlan:
     w = np.asarray(layer.weight, dtype=np.int64)
     ones = torch.ones((1, *in_shape), dtype=torch.float64)
     full = F.conv2d(ones, torch.from_numpy(w).double(), stride=layer.stride, padding=layer.padding,
                     dilation=layer.dilation, groups=layer.groups)[0]
     # |sum| < 2**53 for any int32 weights and realistic fan-in, so float64 is exact; int32 wrap as the scatter does.
-    all_active = full.round().to(torch.int64).numpy().astype(np.int32).reshape(-1)
+    all_active = full.round().to(torch.int64).numpy().astype(np.int32)
     c_out, h_out, w_out = layer.shape
-    k_h, k_w = w.shape[2:]
-    y_tab = conv_tables(in_shape[1], k_h, layer.stride[0], layer.padding[0], layer.dilation[0], h_out)
-    x_tab = conv_tables(in_shape[2], k_w, layer.stride[1], layer.padding[1], layer.dilation[1], w_out)
-    parts = np.linspace(0, c_out, n_parts + 1).round().astype(np.int64)
-    chw = np.arange(c_out * h_out * w_out, dtype=np.int64).reshape(c_out, h_out, w_out)
-    order = np.concatenate([chw[lo:hi].transpose(1, 2, 0).reshape(-1) for lo, hi in zip(parts[:-1], parts[1:])])
+    tap_ptr, tap_out, tap_k = conv_taps((in_shape[1], in_shape[2]), (w.shape[2], w.shape[3]), layer.stride,
+                                        layer.padding, layer.dilation, (h_out, w_out))
+    rows = np.linspace(0, h_out, n_bands + 1).round().astype(np.int64)
+    bands = rows * w_out
+    # Input pixels whose taps reach each band: a contiguous run of whole input rows.
+    reach = np.repeat(np.arange(in_shape[1] * in_shape[2]), np.diff(tap_ptr))  # input pixel of each tap
+    band_inputs = np.zeros((n_bands, 2), dtype=np.int64)
+    fan = np.zeros((n_bands, int(np.prod(in_shape))), dtype=np.int64)
+    for q in range(n_bands):
+        hits = reach[(tap_out >= bands[q]) & (tap_out < bands[q + 1])]
+        if hits.size:
+            band_inputs[q] = (hits.min() // in_shape[2] * in_shape[2], (hits.max() // in_shape[2] + 1) * in_shape[2])
+        fan[q] = conv_fanout(layer, in_shape, rows=(int(rows[q]), int(rows[q + 1]))).reshape(-1)
     if layer.neuron is None:
         raise SimulationError(f"{layer.name}: a conv layer needs a neuron (netx has no synapse-only layers)")
     flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape))
-    neuron = _NeuronPlan(*(np.ascontiguousarray(p[order]) for p in
+    neuron = _NeuronPlan(*(_channels_last(p.reshape(layer.shape)) for p in
                            (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff)))
-    return _ConvPlan(scatter_weight(w, layer.groups), y_tab, x_tab, parts, order,
-                     np.ascontiguousarray(all_active[order]), neuron)
+    return _ConvPlan(scatter_weight(w, layer.groups), tap_ptr, tap_out, tap_k, bands, band_inputs, fan,
+                     _channels_last(all_active), neuron)
+
+
+def _channels_last(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A (C, H, W) array as a flat (H * W * C,) channels-last array."""
+    return np.ascontiguousarray(arr.transpose(1, 2, 0).reshape(-1))
 
 
 def _parts(batch: int, units: int) -> int:
@@ -162,19 +184,20 @@ def _run_layer(
     kernel: Callable[..., None], items: int, batch: int, steps: int, shape: tuple[int, ...], plan: _NeuronPlan,
     reset: npt.NDArray[np.bool_], record_state: bool, *synapse: object,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int32] | None, npt.NDArray[np.int32] | None]:
-    """Spikes (B, steps, *shape), window spike counts (B, N), and u, v (B, steps, *shape) when recorded."""
+    """Spikes (B, steps, *shape), delivered synaptic events (B,), and u, v (B, steps, *shape) when recorded."""
     n = int(np.prod(shape))
     spikes = np.empty((batch, steps, n), dtype=np.bool_)
-    counts = np.zeros((batch, n), dtype=np.int64)
+    synops = np.zeros(items, dtype=np.int64)
     rec = (batch, steps, n) if record_state else (1, 1, 1)
     u_rec = np.empty(rec, dtype=np.int32)
     v_rec = np.empty(rec, dtype=np.int32)
     split_run(kernel, items, *synapse, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, reset,
-              spikes, u_rec, v_rec, record_state, counts)
+              spikes, u_rec, v_rec, record_state, synops)
+    delivered = synops.reshape(batch, items // batch).sum(axis=1)
     full = (batch, steps, *shape)
     if not record_state:
-        return spikes.reshape(full), counts, None, None
-    return spikes.reshape(full), counts, u_rec.reshape(full), v_rec.reshape(full)
+        return spikes.reshape(full), delivered, None, None
+    return spikes.reshape(full), delivered, u_rec.reshape(full), v_rec.reshape(full)
 
 
 def _reset_steps(steps: int, reset_interval: int | None, offset: int) -> npt.NDArray[np.bool_]:
@@ -281,28 +304,23 @@ def _simulate(
     record_state: bool,
     input_bias: npt.ArrayLike | None,
 ) -> SimResult:
-    batch, n_in = x.shape[0], int(np.prod(x.shape[2:]))
+    batch = x.shape[0]
     first = net.layers[0] if net.layers else None
-    into_neuron = isinstance(first, InputLayer) and first.neuron is not None
-    if into_neuron:  # the input integers drive the input neurons; no synapse sees them
+    if isinstance(first, InputLayer) and first.neuron is not None:
+        # The input integers drive the input neurons; no synapse sees them.
         prev: npt.NDArray[np.bool_] = np.broadcast_to(np.False_, (batch, steps, *x.shape[2:]))
-        prev_counts = np.zeros((batch, n_in), dtype=np.int64)
     else:  # spikes into a synapse: nonzero is a spike
         prev = np.zeros((batch, steps, *x.shape[2:]), dtype=np.bool_)
         t_in = min(steps, x.shape[1])
         np.not_equal(x[:, :t_in], 0, out=prev[:, :t_in])
-        # Spikes of each neuron of ``prev`` in steps [0, steps - 1): the ones delivered within the run.
-        prev_counts = prev[:, : steps - 1].reshape(batch, steps - 1, n_in).sum(axis=1, dtype=np.int64)
-    input_spikes = prev
     spikes_out: list[npt.NDArray[np.bool_]] = []
-    source_counts: list[npt.NDArray[np.int64]] = []
+    synops = np.zeros((batch, len(net.layers)), dtype=np.int64)
     us: list[npt.NDArray[np.int32] | None] = []
     vs: list[npt.NDArray[np.int32] | None] = []
     neuron_index = 0
     for i, layer in enumerate(net.layers):
         where = net.describe(i)
         shape = tuple(layer.out_shape)
-        source_counts.append(prev_counts)
         u = v = None
 
         def reset() -> npt.NDArray[np.bool_]:
@@ -323,25 +341,24 @@ def _simulate(
                 if x_flat.dtype.kind == "f" or x_flat.dtype.itemsize > 4 or x_flat.dtype == np.uint32:
                     x_flat = x_flat.astype(np.int64)  # integral and inside int32 (checked)
                 n_parts = _parts(batch, int(np.prod(shape)))
-                prev, prev_counts, u, v = _run_layer(input_lif_layer, batch * n_parts, batch, steps, shape, plan,
+                prev, _, u, v = _run_layer(input_lif_layer, batch * n_parts, batch, steps, shape, plan,
                                                      reset(), record_state, x_flat, n_parts)
         elif isinstance(layer, Flatten):
             prev = prev.reshape(batch, steps, -1)
         elif isinstance(layer, Dense):
             dplan = _plan_dense(layer, where)
-            prev, prev_counts, u, v = _run_layer(dense_lif_layer, batch, batch, steps, shape, dplan.neuron, reset(),
-                                                 record_state, prev.reshape(batch, steps, -1), dplan.weight_t,
-                                                 dplan.delays, dplan.weight_exp)
+            prev, synops[:, i], u, v = _run_layer(dense_lif_layer, batch, batch, steps, shape, dplan.neuron, reset(),
+                                                  record_state, prev.reshape(batch, steps, -1), dplan.weight_t,
+                                                  dplan.delays, dplan.weight_exp, dplan.fan)
         elif isinstance(layer, Conv):
-            n_parts = _parts(batch, layer.shape[0]) if layer.groups == 1 else 1
+            n_parts = _parts(batch, layer.shape[1])  # bands of output rows
             cplan = _plan_conv(layer, tuple(prev.shape[2:]), n_parts)
-            prev, prev_counts, u, v = _run_layer(conv_lif_layer, batch * n_parts, batch, steps, shape, cplan.neuron,
-                                                 reset(), record_state, prev, cplan.scatter_weight, cplan.y_tab,
-                                                 cplan.x_tab, layer.groups, shape[2], cplan.parts, cplan.order,
-                                                 cplan.all_active, C.CONV_ACC_BITS)
-            prev_counts[:, cplan.order] = prev_counts.copy()  # part-major -> C, H, W
+            prev, synops[:, i], u, v = _run_layer(conv_lif_layer, batch * n_parts, batch, steps, shape, cplan.neuron,
+                                                  reset(), record_state, prev, cplan.scatter_weight, cplan.tap_ptr,
+                                                  cplan.tap_out, cplan.tap_k, layer.groups, cplan.bands,
+                                                  cplan.band_inputs, cplan.fan,
+                                                  cplan.all_active, C.CONV_ACC_BITS)
         us.append(u)
         vs.append(v)
         spikes_out.append(prev.reshape(batch, steps, *shape))
-    synops = synaptic_ops(net, input_spikes, spikes_out, source_counts)
     return SimResult([l.name for l in net.layers], spikes_out, synops, us, vs, backend="native")

@@ -8,7 +8,10 @@ Arms (each a normal ``nmoco train`` run folder under ``--out``/s<seed>/):
     mix_10, mix_100          fine-tuning from pre_mix
     info_10, info_100        fine-tuning from pre_info
     lin_mix, lin_info        linear probe on the frozen pre-trained encoders
-    lin_random               linear probe on a frozen random encoder
+    lin_random               linear probe on a frozen random encoder (batch-norm statistics as initialised)
+    bn_random                random encoder whose batch-norm statistics are measured on the training data
+                             (3 epochs of the pre-training recipe at lr 1e-12: the weights do not move)
+    lin_random_bn            linear probe on the frozen bn_random encoder
     lin_mix_l<λ>             linear probe of each ablation encoder
 
 Configs come from ``configs/ndigits_loihinet_s_{pretrain,finetune,linear}.toml``;
@@ -25,7 +28,7 @@ Seeds and ``--groups`` may run as separate processes into the same ``--out``
 process writes cover only its own arms, so finish with ``--report-only``,
 which tabulates every finished arm under ``--out``:
 
-    for s in 0 1 2; do for g in mix info scratch; do
+    for s in 0 1 2; do for g in mix info scratch random; do
         python experiments/ndigits_neuromoco.py --seeds $s --groups $g --num-workers 1 &
     done; done; wait
     python experiments/ndigits_neuromoco.py --seeds 0 1 2 --report-only
@@ -73,7 +76,11 @@ def _run(cfg: TrainConfig) -> dict[str, Any]:
 
 
 #: Arms grouped by the pre-training they depend on; each group can run in its own process.
-GROUPS = ("mix", "info", "scratch", "ablation")
+GROUPS = ("mix", "info", "scratch", "ablation", "random")
+
+#: Learning rate of ``bn_random``: Adam moves a weight by about lr per step, so nothing but the batch-norm
+#: running statistics (updated by the train-mode forwards) changes.
+BN_ONLY_LR = 1e-12
 
 
 def run_seed(root: Path, seed: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -116,6 +123,14 @@ def run_seed(root: Path, seed: int, args: argparse.Namespace) -> dict[str, dict[
         linear("lin_info", pre_info)
     if "scratch" in groups:
         linear("lin_random", None)
+    if "random" in groups:
+        # A random encoder in eval mode normalises with the initial running statistics (mean 0, variance 1);
+        # with loihinet's hardware timing that leaves its feature layer silent, so also probe one whose
+        # statistics were measured on the data, as pre-training gives the pre-trained encoders.
+        cfg = _config(PRETRAIN, base / "bn_random", seed, optim={"lr": BN_ONLY_LR},
+                      train={"epochs": args.bn_epochs, "knn_every": args.bn_epochs, **quiet}, **data)
+        results["bn_random"] = _run(cfg)
+        linear("lin_random_bn", cfg.run_dir)
     if "ablation" in groups:
         for lam in args.ablate_lambdas:
             run = pretrain(f"pre_mix_l{lam:g}", "mixinfonce", lam)
@@ -138,14 +153,18 @@ ROWS = (
     ("linear probe, MixInfoNCE encoder", "lin_mix", "test_top1"),
     ("linear probe, InfoNCE encoder", "lin_info", "test_top1"),
     ("linear probe, random encoder", "lin_random", "test_top1"),
+    ("linear probe, random encoder, batch-norm statistics of the data", "lin_random_bn", "test_top1"),
     ("kNN monitor after pre-training, MixInfoNCE", "pre_mix", "knn_top1"),
     ("kNN monitor after pre-training, InfoNCE", "pre_info", "knn_top1"),
+    ("kNN monitor, random encoder, batch-norm statistics of the data", "bn_random", "knn_top1"),
 )
 
 
 def table(per_seed: dict[int, dict[str, dict[str, Any]]], lambdas: list[float]) -> str:
     """Markdown table of mean ± std (percent) over the seeds that finished each arm."""
     rows = list(ROWS) + [(f"linear probe, MixInfoNCE λ={lam:g}", f"lin_mix_l{lam:g}", "test_top1") for lam in lambdas]
+    rows += [(f"kNN monitor after pre-training, MixInfoNCE λ={lam:g}", f"pre_mix_l{lam:g}", "knn_top1")
+             for lam in lambdas]
     lines = ["| arm | top-1 % (mean ± std) | seeds |", "|---|---|---|"]
     for label, arm, metric in rows:
         values = [100 * r[arm]["final"][metric] for r in per_seed.values() if arm in r and metric in r[arm]["final"]]
@@ -166,9 +185,12 @@ def main() -> None:
     parser.add_argument("--finetune-epochs-10", type=int, default=100, help="epochs over the 10 %% subset")
     parser.add_argument("--finetune-epochs-100", type=int, default=load_config(FINETUNE).train.epochs)
     parser.add_argument("--linear-epochs", type=int, default=load_config(LINEAR).train.epochs)
+    parser.add_argument("--bn-epochs", type=int, default=3,
+                        help="epochs of bn_random (batch-norm statistics only; momentum 0.1, 22 steps an epoch)")
     parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),
                         help="arms to run: mix (pre_mix, mix_*, lin_mix), info (pre_info, info_*, lin_info), "
-                             "scratch (scratch_*, lin_random), ablation (pre_mix_l*, lin_mix_l*); default all")
+                             "scratch (scratch_*, lin_random), ablation (pre_mix_l*, lin_mix_l*), random (bn_random, lin_random_bn); "
+                             "default all")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="[data] num_workers of every arm (default: the config's; does not change results)")
     parser.add_argument("--report-only", action="store_true", help="tabulate finished arms, train nothing")

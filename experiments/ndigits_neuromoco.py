@@ -189,8 +189,8 @@ def main() -> None:
                         help="epochs of bn_random (batch-norm statistics only; momentum 0.1, 22 steps an epoch)")
     parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),
                         help="arms to run: mix (pre_mix, mix_*, lin_mix), info (pre_info, info_*, lin_info), "
-                             "scratch (scratch_*, lin_random), ablation (pre_mix_l*, lin_mix_l*), random (bn_random, lin_random_bn); "
-                             "default all")
+                             "scratch (scratch_*, lin_random), ablation (pre_mix_l*, lin_mix_l*), "
+                             "random (bn_random, lin_random_bn); default all")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="[data] num_workers of every arm (default: the config's; does not change results)")
     parser.add_argument("--report-only", action="store_true", help="tabulate finished arms, train nothing")

@@ -79,7 +79,7 @@ def float_layer_spikes(model: Any, frames: Any) -> list[npt.NDArray[np.float64]]
     counts: list[npt.NDArray[np.float64]] = []
     with torch.no_grad():
         functional.reset_net(model)
-        x = frames
+        x = model.encode_input(frames)  # a static image's code (latency), else the frames
         for block in model.blocks:
             x = block(x)
             counts.append(x.sum(0).double().numpy())
@@ -116,6 +116,8 @@ def validate(
     from export.lower import quant_to_ir
     from export.netx import write_netx
     from neuromoco.data import DataConfig, build_dataset, dataset_info
+    from neuromoco.data.registry import is_static
+    from neuromoco.data.static import StaticFrames
     from neuromoco.models.base import readout_logits
     from neuromoco.quant.convert import to_quant
     from neuromoco.quant.layers import QuantLoihiNet
@@ -127,7 +129,10 @@ def validate(
     input_shape = tuple(int(s) for s in info["input_shape"])
     data_cfg = DataConfig(**info["data_cfg"])
     test = build_dataset(data_cfg, "test")
-    names = list(dataset_info(data_cfg).class_names)
+    info_d = dataset_info(data_cfg)
+    if is_static(data_cfg.name):  # images become T identical frames, as in training; the model codes them
+        test = StaticFrames(test, info_d.n_time_bins)
+    names = list(info_d.class_names)
     total = len(test)
     n = total if samples is None else min(samples, total)
     if n <= 0:
@@ -177,7 +182,8 @@ def validate(
         timings["qat"] += time.perf_counter() - t0
         q_out = q_layers[-1][0]
         preds["qat"] += readout_logits(qmodel, q_out).argmax(1).tolist()
-        binary = (frames > 0).transpose(0, 1).numpy().astype(np.int32)  # (B, T, C, H, W)
+        # What the chip receives: the frames, or the binary code of a static image (latency coding).
+        binary = qmodel.input_spikes(frames).transpose(0, 1).numpy().astype(np.int32)  # (B, T, C, H, W)
         steps = binary.shape[1] + latency
         result = simulate(net, binary, steps)
         timings["native"] += result.wall_s
@@ -198,8 +204,9 @@ def validate(
     n_lava = n if backend == "lava" else min(lava_samples, n)
     if n_lava > 0:
         items = [test[i] for i in range(n_lava)]
-        frames = np.stack([np.asarray(f) for f, _ in items])
-        binary = (frames > 0).astype(np.int32)
+        frames_t = torch.stack([torch.as_tensor(f) for f, _ in items]).transpose(0, 1).float()  # (T, B, C, H, W)
+        with torch.no_grad():
+            binary = qmodel.input_spikes(frames_t).transpose(0, 1).numpy().astype(np.int32)
         t0 = time.perf_counter()
         lava = run_lava(path, binary, steps, net=net)
         timings["lava"] = time.perf_counter() - t0

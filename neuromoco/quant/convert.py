@@ -108,4 +108,4 @@ def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: boo
                                      dilation=tuple(syn.dilation), groups=syn.groups, **common))  # type: ignore[arg-type]
         else:
             blocks.append(QuantBlock("dense", weight, **common))  # type: ignore[arg-type]
-    return QuantLoihiNet(blocks, tuple(input_shape), hw_timing=hw_timing)  # type: ignore[arg-type]
+    return QuantLoihiNet(blocks, tuple(input_shape), hw_timing=hw_timing, input_encoder=encoder)  # type: ignore[arg-type]

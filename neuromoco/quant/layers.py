@@ -131,9 +131,15 @@ class QuantLoihiNet(SpikingBackbone):
 
     readout = "spike_count"
 
-    def __init__(self, blocks: list[nn.Module], input_shape: tuple[int, int, int], hw_timing: bool = True) -> None:
+    def __init__(
+        self, blocks: list[nn.Module], input_shape: tuple[int, int, int], hw_timing: bool = True,
+        input_encoder: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
+        # A binary input code of the float model (latency coding of static images): it runs on the
+        # host, and the chip receives its spikes. None: the frames themselves are the spikes.
+        self.input_encoder = input_encoder
         self.input_shape = tuple(input_shape)
         self.hw_timing = hw_timing
         quant = [b for b in blocks if isinstance(b, QuantBlock)]
@@ -149,9 +155,15 @@ class QuantLoihiNet(SpikingBackbone):
     def classifier(self) -> nn.Module:
         return self.blocks[-1]
 
+    def input_spikes(self, x: torch.Tensor) -> torch.Tensor:
+        """The binary spikes ``[T, B, C, H, W]`` the chip receives for frames ``[T, B, C, H, W]``."""
+        if self.input_encoder is not None:
+            x = self.input_encoder(x)
+        return (x > 0).to(torch.float32)
+
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         """Binary spikes ``[T + latency, B, C, H, W]`` from frames ``[T, B, C, H, W]``."""
-        s = (x > 0).to(torch.float32)
+        s = self.input_spikes(x)
         if self.latency:
             s = torch.cat([s, torch.zeros((self.latency, *s.shape[1:]), dtype=s.dtype, device=s.device)])
         return s

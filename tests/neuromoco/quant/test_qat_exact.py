@@ -116,3 +116,24 @@ def test_dense_batch_norm_folds_too() -> None:
     x = torch.randn(3, 6)
     w, b = fold_batch_norm(lin.weight, lin.bias, norm)
     assert torch.allclose(torch.nn.functional.linear(x, w, b), norm(lin(x)), atol=1e-5)
+
+
+def test_latency_coded_static_images_reach_the_chip_as_their_code(tmp_path: Path) -> None:
+    """A loihinet trained on static images with latency coding: QAT, and what validation feeds the
+    simulator, start from the latency code of the image, not from the thresholded image."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="loihinet_s", encoding="latency"), input_shape=(1, 12, 12),
+                        num_classes=4).eval()
+    qnet = to_quant(model, (1, 12, 12))
+    images = torch.rand(3, 1, 12, 12)
+    frames = images.unsqueeze(0).repeat(6, 1, 1, 1, 1)  # a static dataset repeats the image over T
+    code = model.encode_input(frames)
+    spikes = qnet.input_spikes(frames)
+    assert torch.equal(spikes, (code > 0).float())
+    assert not torch.equal(spikes, (frames > 0).float()), "the code must differ from the thresholded image"
+    with torch.no_grad():
+        layers = qnet.run_layers(frames)
+    net = read_netx(write_netx(quant_to_ir(qnet), tmp_path / "q.net"))
+    result = simulate(net, spikes.transpose(0, 1).numpy().astype(np.int32), frames.shape[0] + qnet.latency)
+    for i, (s, _, _) in enumerate(layers):
+        assert np.array_equal(s.transpose(0, 1).numpy().astype(bool), result.spikes[i]), i

@@ -16,6 +16,8 @@ layer) or the first synapse (files without)."""
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 import warnings
 import weakref
@@ -174,30 +176,85 @@ def _channels_last(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.ascontiguousarray(arr.transpose(1, 2, 0).reshape(-1))
 
 
+def _threads() -> int:
+    """Threads the simulator uses: torch's count, so both share the same cores."""
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
 def _parts(batch: int, units: int) -> int:
-    """Parts each sample's neurons (or output channels) are cut into, so that small batches use every thread."""
-    threads = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
-    return max(1, min(threads // batch, units))
+    """Parts each sample's neurons (or output rows) are cut into, so that small batches use every thread."""
+    return max(1, min(_threads() // batch, units))
 
 
-def _run_layer(
-    kernel: Callable[..., None], items: int, batch: int, steps: int, shape: tuple[int, ...], plan: _NeuronPlan,
-    reset: npt.NDArray[np.bool_], record_state: bool, *synapse: object,
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int32] | None, npt.NDArray[np.int32] | None]:
-    """Spikes (B, steps, *shape), delivered synaptic events (B,), and u, v (B, steps, *shape) when recorded."""
-    n = int(np.prod(shape))
-    spikes = np.empty((batch, steps, n), dtype=np.bool_)
-    synops = np.zeros(items, dtype=np.int64)
+#: One spare block of spike memory, reused by the next call once no result refers to it any more.
+#: Fresh memory costs page faults (and huge-page compaction) inside the kernels: on a 2-core machine
+#: that was a third of a batch-64 PilotNet run.
+_SPARE: list[npt.NDArray[np.bool_]] = []
+_SPARE_LOCK = threading.Lock()
+_SPARE_MAX_BYTES = 1 << 30
+
+
+def _take_block(size: int) -> npt.NDArray[np.bool_]:
+    """A bool block of ``size`` bytes: the spare one when it is large enough and nothing refers to it."""
+    with _SPARE_LOCK:
+        block = _SPARE.pop() if _SPARE else None
+    # References now: ``block`` and getrefcount's argument; any live result view adds one (views
+    # keep their owner alive through ``.base``).
+    if block is not None and block.size >= size and sys.getrefcount(block) <= 2:
+        return block[:size]
+    return np.empty(size, dtype=np.bool_)
+
+
+def _keep_block(view: npt.NDArray[np.bool_]) -> None:
+    block = view if view.base is None else view.base
+    if isinstance(block, np.ndarray) and block.nbytes <= _SPARE_MAX_BYTES:
+        with _SPARE_LOCK:
+            _SPARE[:] = [block]
+
+
+@dataclass
+class _LayerRun:
+    """One layer's kernel call, its outputs allocated: ``kernel(start, stop, *args)`` over items ``b * parts + q``."""
+
+    kernel: Callable[..., None]
+    parts: int
+    args: tuple[Any, ...]
+    spikes: npt.NDArray[np.bool_]  # (B, steps, N)
+    synops: npt.NDArray[np.int64]  # (B * parts,)
+    u: npt.NDArray[np.int32] | None
+    v: npt.NDArray[np.int32] | None
+
+
+def _layer_run(
+    kernel: Callable[..., None], parts: int, spikes: npt.NDArray[np.bool_], shape: tuple[int, ...],
+    plan: _NeuronPlan, reset: npt.NDArray[np.bool_], record_state: bool, *synapse: object,
+) -> _LayerRun:
+    batch, steps, n = spikes.shape
+    synops = np.zeros(batch * parts, dtype=np.int64)
     rec = (batch, steps, n) if record_state else (1, 1, 1)
     u_rec = np.empty(rec, dtype=np.int32)
     v_rec = np.empty(rec, dtype=np.int32)
-    split_run(kernel, items, *synapse, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, reset,
-              spikes, u_rec, v_rec, record_state, synops)
-    delivered = synops.reshape(batch, items // batch).sum(axis=1)
-    full = (batch, steps, *shape)
-    if not record_state:
-        return spikes.reshape(full), delivered, None, None
-    return spikes.reshape(full), delivered, u_rec.reshape(full), v_rec.reshape(full)
+    args = (*synapse, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, reset, spikes, u_rec, v_rec,
+            record_state, synops)
+    return _LayerRun(kernel, parts, args, spikes, synops, u_rec if record_state else None,
+                     v_rec if record_state else None)
+
+
+def _execute(runs: list[_LayerRun], batch: int, depth_first: bool) -> None:
+    """Run the layers: layer by layer (each split across threads), or, ``depth_first``, each thread
+    taking whole samples through every layer in turn, so that a sample's spikes are still in cache
+    when the next layer reads them."""
+    if not depth_first:
+        for run in runs:
+            split_run(run.kernel, batch * run.parts, *run.args)
+        return
+
+    def samples(b_start: int, b_stop: int) -> None:
+        for b in range(b_start, b_stop):
+            for run in runs:
+                run.kernel(b * run.parts, (b + 1) * run.parts, *run.args)
+
+    split_run(samples, batch)
 
 
 def _reset_steps(steps: int, reset_interval: int | None, offset: int) -> npt.NDArray[np.bool_]:
@@ -313,15 +370,32 @@ def _simulate(
         prev = np.zeros((batch, steps, *x.shape[2:]), dtype=np.bool_)
         t_in = min(steps, x.shape[1])
         np.not_equal(x[:, :t_in], 0, out=prev[:, :t_in])
-    spikes_out: list[npt.NDArray[np.bool_]] = []
-    synops = np.zeros((batch, len(net.layers)), dtype=np.int64)
-    us: list[npt.NDArray[np.int32] | None] = []
-    vs: list[npt.NDArray[np.int32] | None] = []
+    layer_spikes: list[npt.NDArray[np.bool_]] = []
+    # Batches at least as large as the thread count go depth-first, one sample through every layer;
+    # smaller ones layer by layer, each layer cut into parts (conv: bands of rows) across the threads.
+    depth_first = batch >= _threads()
+    # Every layer's spikes in one allocation: fresh memory costs page faults (and, with numpy's
+    # huge-page advice, compaction) per allocation; one large block pays that once.
+    sizes = [int(np.prod(l.out_shape)) for l in net.layers
+             if isinstance(l, (Dense, Conv)) or (isinstance(l, InputLayer) and l.neuron is not None)]
+    arena = _take_block(batch * steps * sum(sizes))
+    offset = 0
+
+    def spikes_out(shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+        nonlocal offset
+        size = batch * steps * int(np.prod(shape))
+        view = arena[offset : offset + size].reshape(batch, steps, -1)
+        offset += size
+        return view
+
+    runs: list[_LayerRun | None] = []
+    shapes: list[tuple[int, ...]] = []
     neuron_index = 0
     for i, layer in enumerate(net.layers):
         where = net.describe(i)
         shape = tuple(layer.out_shape)
-        u = v = None
+        shapes.append(shape)
+        run: _LayerRun | None = None
 
         def reset() -> npt.NDArray[np.bool_]:
             nonlocal neuron_index
@@ -340,25 +414,34 @@ def _simulate(
                 x_flat = x.reshape(batch, x.shape[1], -1)  # a view where it can be: no copy of a large input
                 if x_flat.dtype.kind == "f" or x_flat.dtype.itemsize > 4 or x_flat.dtype == np.uint32:
                     x_flat = x_flat.astype(np.int64)  # integral and inside int32 (checked)
-                n_parts = _parts(batch, int(np.prod(shape)))
-                prev, _, u, v = _run_layer(input_lif_layer, batch * n_parts, batch, steps, shape, plan,
-                                                     reset(), record_state, x_flat, n_parts)
+                n_parts = 1 if depth_first else _parts(batch, int(np.prod(shape)))
+                run = _layer_run(input_lif_layer, n_parts, spikes_out(shape), shape, plan, reset(), record_state,
+                                 x_flat, n_parts)
         elif isinstance(layer, Flatten):
             prev = prev.reshape(batch, steps, -1)
         elif isinstance(layer, Dense):
             dplan = _plan_dense(layer, where)
-            prev, synops[:, i], u, v = _run_layer(dense_lif_layer, batch, batch, steps, shape, dplan.neuron, reset(),
-                                                  record_state, prev.reshape(batch, steps, -1), dplan.weight_t,
-                                                  dplan.delays, dplan.weight_exp, dplan.fan)
+            run = _layer_run(dense_lif_layer, 1, spikes_out(shape), shape, dplan.neuron, reset(), record_state,
+                             prev.reshape(batch, steps, -1), dplan.weight_t, dplan.delays, dplan.weight_exp, dplan.fan)
         elif isinstance(layer, Conv):
-            n_parts = _parts(batch, layer.shape[1])  # bands of output rows
+            n_parts = 1 if depth_first else _parts(batch, layer.shape[1])  # bands of output rows
             cplan = _plan_conv(layer, tuple(prev.shape[2:]), n_parts)
-            prev, synops[:, i], u, v = _run_layer(conv_lif_layer, batch * n_parts, batch, steps, shape, cplan.neuron,
-                                                  reset(), record_state, prev, cplan.scatter_weight, cplan.tap_ptr,
-                                                  cplan.tap_out, cplan.tap_k, layer.groups, cplan.bands,
-                                                  cplan.band_inputs, cplan.fan,
-                                                  cplan.all_active, C.CONV_ACC_BITS)
-        us.append(u)
-        vs.append(v)
-        spikes_out.append(prev.reshape(batch, steps, *shape))
-    return SimResult([l.name for l in net.layers], spikes_out, synops, us, vs, backend="native")
+            run = _layer_run(conv_lif_layer, n_parts, spikes_out(shape), shape, cplan.neuron, reset(), record_state,
+                             prev, cplan.scatter_weight, cplan.tap_ptr, cplan.tap_out, cplan.tap_k, layer.groups,
+                             cplan.bands, cplan.band_inputs, cplan.fan, cplan.all_active, C.CONV_ACC_BITS)
+        if run is not None:
+            prev = run.spikes.reshape(batch, steps, *shape)
+        runs.append(run)
+        layer_spikes.append(prev.reshape(batch, steps, *shape))
+    _execute([r for r in runs if r is not None], batch, depth_first)
+    _keep_block(arena)
+    synops = np.zeros((batch, len(net.layers)), dtype=np.int64)
+    us: list[npt.NDArray[np.int32] | None] = []
+    vs: list[npt.NDArray[np.int32] | None] = []
+    for i, run in enumerate(runs):
+        full = (batch, steps, *shapes[i])
+        if run is not None:
+            synops[:, i] = run.synops.reshape(batch, run.parts).sum(axis=1)
+        us.append(None if run is None or run.u is None else run.u.reshape(full))
+        vs.append(None if run is None or run.v is None else run.v.reshape(full))
+    return SimResult([l.name for l in net.layers], layer_spikes, synops, us, vs, backend="native")

@@ -72,7 +72,7 @@ def native_rate(
     net: Network, frames: np.ndarray, batch: int, steps: int, input_bias: np.ndarray | None, repeats: int = 3
 ) -> float:
     """Best-of-``repeats`` samples x steps per second of the native simulator (after one warm-up run)."""
-    x = np.broadcast_to(frames, (batch, *frames.shape))
+    x = np.ascontiguousarray(np.broadcast_to(frames, (batch, *frames.shape)))  # a real batch, as users pass
     simulate(net, x[:1], steps, input_bias=input_bias)  # compiles the kernels once
     best = float("inf")
     for _ in range(repeats):

@@ -186,6 +186,9 @@ def _parts(batch: int, units: int) -> int:
     return max(1, min(_threads() // batch, units))
 
 
+#: Spike bytes per sample above which batches run depth-first (about a core's L2 cache).
+_DEPTH_FIRST_BYTES = 256 * 1024
+
 #: One spare block of spike memory, reused by the next call once no result refers to it any more.
 #: Fresh memory costs page faults (and huge-page compaction) inside the kernels: on a 2-core machine
 #: that was a third of a batch-64 PilotNet run.
@@ -371,13 +374,15 @@ def _simulate(
         t_in = min(steps, x.shape[1])
         np.not_equal(x[:, :t_in], 0, out=prev[:, :t_in])
     layer_spikes: list[npt.NDArray[np.bool_]] = []
-    # Batches at least as large as the thread count go depth-first, one sample through every layer;
-    # smaller ones layer by layer, each layer cut into parts (conv: bands of rows) across the threads.
-    depth_first = batch >= _threads()
-    # Every layer's spikes in one allocation: fresh memory costs page faults (and, with numpy's
-    # huge-page advice, compaction) per allocation; one large block pays that once.
     sizes = [int(np.prod(l.out_shape)) for l in net.layers
              if isinstance(l, (Dense, Conv)) or (isinstance(l, InputLayer) and l.neuron is not None)]
+    # Batches at least as large as the thread count go depth-first, one sample through every layer,
+    # when a sample's spikes would fall out of the core's cache between layers (else the per-call
+    # cost of a kernel per sample and layer dominates); smaller batches go layer by layer, each
+    # layer cut into parts (conv: bands of rows) across the threads.
+    depth_first = batch >= _threads() and steps * sum(sizes) > _DEPTH_FIRST_BYTES
+    # Every layer's spikes in one allocation: fresh memory costs page faults (and, with numpy's
+    # huge-page advice, compaction) per allocation; one large block pays that once.
     arena = _take_block(batch * steps * sum(sizes))
     offset = 0
 

@@ -43,13 +43,14 @@ def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDA
 
 
 _POOL: ThreadPoolExecutor | None = None
+_CPUS = os.cpu_count() or 1
 
 
 def split_run(kernel: Callable[..., None], total: int, *args: object, min_chunk: int = 1) -> None:
     """Run ``kernel(start, stop, *args)`` over [0, total) split across the CPU's threads."""
     import torch  # the thread count follows torch's, so both use the same cores
 
-    workers = max(1, min(torch.get_num_threads(), os.cpu_count() or 1, total // max(min_chunk, 1)))
+    workers = max(1, min(torch.get_num_threads(), _CPUS, total // max(min_chunk, 1)))
     if workers <= 1:
         kernel(0, total, *args)
         return

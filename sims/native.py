@@ -178,13 +178,15 @@ def _channels_last(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 def _threads() -> int:
     """Threads the simulator uses: torch's count, so both share the same cores."""
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    return max(1, min(torch.get_num_threads(), _CPUS))
 
 
 def _parts(batch: int, units: int) -> int:
     """Parts each sample's neurons (or output rows) are cut into, so that small batches use every thread."""
     return max(1, min(_threads() // batch, units))
 
+
+_CPUS = os.cpu_count() or 1
 
 #: Spike bytes per sample above which batches run depth-first (about a core's L2 cache).
 _DEPTH_FIRST_BYTES = 256 * 1024

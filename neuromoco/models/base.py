@@ -48,6 +48,14 @@ class SpikingBackbone(nn.Module):
         """
         raise NotImplementedError
 
+    def classifier_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What ``classifier`` receives inside ``forward`` (a linear probe trains on exactly this).
+
+        Defaults to :meth:`features`; a backbone whose ``forward`` feeds the classifier more
+        steps than ``features`` returns (``loihinet`` in hardware timing) overrides it.
+        """
+        return self.features(x)
+
     def set_input_encoder(self, encoder: nn.Module) -> None:
         """Install a static-image encoder (:mod:`neuromoco.models.encoding`) that ``features`` runs first."""
         self.add_module("input_encoder", encoder)

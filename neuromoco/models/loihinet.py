@@ -217,6 +217,10 @@ class LoihiNet(SpikingBackbone):
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(features)  # (T, B, num_classes); T + 1 steps in hardware timing
 
+    def classifier_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature layer's whole run (``T + L - 1`` steps in hardware timing), as ``forward`` feeds it."""
+        return self._feature_run(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-step class spikes; in hardware timing ``[T + L, B, num_classes]``, the chip's run.
 

@@ -296,7 +296,8 @@ class Trainer:
             with self.autocast():
                 if self.stage == "linear":
                     with torch.no_grad():
-                        feats = self.model.features(x)  # (T, B, D), frozen backbone
+                        # Frozen backbone; exactly what the classifier sees in forward (and in evaluation).
+                        feats = self.model.classifier_input(x)
                     out = self.wrapped(feats)
                 else:
                     out = self.wrapped(x)  # (T, B, num_classes)

@@ -199,3 +199,22 @@ def test_qat_refuses_other_neurons_than_its_init_run():
     old = {k: v for k, v in saved.items() if k != "hw_timing"}
     with pytest.raises(ConfigError, match="hw_timing: init False, now True"):
         _check_same_dynamics(old, ModelConfig(), "runs/ft")
+
+
+@pytest.mark.parametrize("hw_timing", [True, False])
+@pytest.mark.parametrize("name", ["loihinet_s", "sew_resnet18"])
+def test_classifier_input_is_what_forward_feeds_the_classifier(name, hw_timing):
+    """A linear probe trains the classifier on ``classifier_input``: it must be what ``forward`` (and evaluation)
+    feeds it, including the steps before the first input reaches the feature layer in hardware timing."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(name=name, hw_timing=hw_timing) if name.startswith("loihinet") else ModelConfig(name=name)
+    model = build_model(cfg, input_shape=(2, 32, 32), num_classes=5).eval()
+    x = (torch.rand(4, 2, 2, 32, 32, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    with torch.no_grad():
+        functional.reset_net(model)
+        expected = model(x)
+        functional.reset_net(model)
+        got = model.classifier(model.classifier_input(x))
+        functional.reset_net(model)
+    assert torch.equal(got, expected)
+    assert got.shape[0] == 4 + (model.latency if isinstance(model, LoihiNet) else 0)

@@ -42,7 +42,9 @@ class MoCoConfig:
     momentum: float = 0.9
     temperature: float = 0.1
     loss: str = "mixinfonce"
-    mix_lambda: float = 0.5
+    # Chosen by the ablation in experiments/README.md (ndigits, 3 seeds): linear probe and kNN fall as λ
+    # grows; 0.25 is the best λ > 0 (probe 83.2 %, kNN 87.7 %; 0.5 gave 81.3 % / 86.1 %).
+    mix_lambda: float = 0.25
     symmetric: bool = False
     bn_splits: int = 8
     shuffle_bn: bool = True

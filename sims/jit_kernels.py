@@ -145,7 +145,7 @@ def input_lif_layer(
 @njit(cache=True, nogil=True)
 def conv_lif_layer(
     item_start: int, item_stop: int, s: npt.NDArray[Any], w: npt.NDArray[Any],
-    tap_ptr: npt.NDArray[Any], tap_out: npt.NDArray[Any], tap_k: npt.NDArray[Any], groups: int,
+    tap_ptr: npt.NDArray[Any], tap_dst: npt.NDArray[Any], tap_src: npt.NDArray[Any], groups: int,
     bands: npt.NDArray[Any], band_inputs: npt.NDArray[Any], fan: npt.NDArray[Any], all_active: npt.NDArray[Any],
     acc_wrap_bits: int,
     im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], reset: npt.NDArray[Any],
@@ -169,9 +169,11 @@ def conv_lif_layer(
         item_start, item_stop: items ``b * P + q`` to compute.
         s: (B, steps, C_in, H_in, W_in) bool input spikes.
         w: (C_in, kH, kW, C_out / groups) int32 (:func:`scatter_weight`).
-        tap_ptr, tap_out, tap_k: the taps of each input pixel p (row-major over H_in, W_in), a
-            compressed table (:func:`conv_taps`): for e in ``tap_ptr[p]:tap_ptr[p + 1]`` the pixel
-            reaches output pixel ``tap_out[e]`` (row-major) through kernel tap ``tap_k[e]``.
+        tap_ptr, tap_dst, tap_src: the taps of each input pixel p (row-major over H_in, W_in) into
+            each band q, a compressed table: for e in ``tap_ptr[q, p]:tap_ptr[q, p + 1]`` the pixel
+            adds kernel column ``w_flat[c * kH * kW * C_out/g + tap_src[e]:][:C_out/g]`` to the
+            band's accumulator at ``tap_dst[e] + first channel of its group`` (see
+            :func:`conv_band_taps`).
         bands: (P + 1,) int64 output-pixel boundaries of the bands (multiples of W_out).
         band_inputs: (P, 2) int64, the input pixels ``[lo, hi)`` whose taps can reach each band.
         fan: (P, C_in * H_in * W_in) int64, nonzero synapses from each input neuron into each band.
@@ -211,6 +213,7 @@ def conv_lif_layer(
         p_all = all_active[lo : lo + size]
         p_im, p_vm, p_be, p_th = im[lo : lo + size], vm[lo : lo + size], be[lo : lo + size], th[lo : lo + size]
         p_fan = fan[q]
+        p_ptr = tap_ptr[q]
         fan_all = 0
         for i in range(frame_size):
             fan_all += p_fan[i]
@@ -240,6 +243,7 @@ def conv_lif_layer(
                     first_out = (c // per_group_in) * per_group_out  # 0 when groups == 1
                     frame_c = frame[c]
                     fan_c = p_fan[c * pixels : (c + 1) * pixels]
+                    c_src = c * taps * per_group_out
                     # The pixels to scatter, gathered without a branch per pixel (its misses cost
                     # more than the adds at typical spike rates).
                     n_ev = 0
@@ -249,15 +253,12 @@ def conv_lif_layer(
                     for ev in range(n_ev):
                         pix = events[ev]
                         fan_ev += fan_c[pix]
-                        for e in range(tap_ptr[pix], tap_ptr[pix + 1]):
-                            o = tap_out[e]
-                            if o < o_lo or o >= o_hi:  # a tap into the next band (rows at the edges)
-                                continue
+                        for e in range(p_ptr[pix], p_ptr[pix + 1]):
                             # Flat unsigned indices: a slice per tap would cost a reference count,
                             # and a signed index numba's negative-index check, which stops the add
                             # from vectorizing (6x slower).
-                            base = np.uint64((o - o_lo) * c_out + first_out)
-                            src = np.uint64((c * taps + tap_k[e]) * per_group_out)
+                            base = np.uint64(tap_dst[e] + first_out)
+                            src = np.uint64(c_src + tap_src[e])
                             for j in range(np.uint64(per_group_out)):
                                 p_acc[base + j] += w_flat[src + j]
                 delivered += fan_all - fan_ev if complement else fan_ev
@@ -368,3 +369,28 @@ def conv_taps(
     ptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
     pix, tap = np.nonzero(valid)  # row-major: grouped by pixel, taps ascending
     return ptr, np.ascontiguousarray(out[pix, tap]).astype(np.int64), tap.astype(np.int64)
+
+
+def conv_band_taps(
+    taps: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]], pixels: int,
+    bands: npt.NDArray[np.int64], c_out: int, per_group_out: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """:func:`conv_taps` cut by output band, as offsets the scatter adds directly.
+
+    Returns ``(ptr, dst, src)``: ``ptr`` (P, pixels + 1); for e in ``ptr[q, p]:ptr[q, p + 1]`` input
+    pixel p adds into band q at element ``dst[e]`` (output pixel relative to the band, times
+    C_out) the kernel column at ``src[e]`` (tap times C_out / groups).
+    """
+    ptr, out, tap = taps
+    reach = np.repeat(np.arange(pixels), np.diff(ptr))  # the input pixel of each tap
+    n_bands = len(bands) - 1
+    band_ptr = np.zeros((n_bands, pixels + 1), dtype=np.int64)
+    dst, src = [], []
+    start = 0
+    for q in range(n_bands):
+        inside = (out >= bands[q]) & (out < bands[q + 1])
+        band_ptr[q] = start + np.concatenate([[0], np.cumsum(np.bincount(reach[inside], minlength=pixels))])
+        dst.append((out[inside] - bands[q]) * c_out)
+        src.append(tap[inside] * per_group_out)
+        start += int(inside.sum())
+    return band_ptr, np.concatenate(dst).astype(np.int64), np.concatenate(src).astype(np.int64)

@@ -36,6 +36,7 @@ from sims.counts import conv_fanout, dense_fanout
 from sims.kernels import netx_dense_synapse
 from sims.jit_kernels import (
     conv_lif_layer,
+    conv_band_taps,
     conv_taps,
     dense_lif_layer,
     expand_param,
@@ -84,9 +85,9 @@ class _DensePlan:
 @dataclass(frozen=True)
 class _ConvPlan:
     scatter_weight: npt.NDArray[np.int32]
-    tap_ptr: npt.NDArray[np.int64]  # the conv's taps per input pixel (sims.jit_kernels.conv_taps)
-    tap_out: npt.NDArray[np.int64]
-    tap_k: npt.NDArray[np.int64]
+    tap_ptr: npt.NDArray[np.int64]  # (P, pixels + 1) the conv's taps per band and input pixel (conv_band_taps)
+    tap_dst: npt.NDArray[np.int64]
+    tap_src: npt.NDArray[np.int64]
     bands: npt.NDArray[np.int64]  # (P + 1,) output-pixel boundaries of the row bands a sample is cut into
     band_inputs: npt.NDArray[np.int64]  # (P, 2) input pixels [lo, hi) that reach each band
     fan: npt.NDArray[np.int64]  # (P, C_in * H_in * W_in) nonzero synapses from each input into each band
@@ -167,7 +168,9 @@ def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _C
     flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape))
     neuron = _NeuronPlan(*(_channels_last(p.reshape(layer.shape)) for p in
                            (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff)))
-    return _ConvPlan(scatter_weight(w, layer.groups), tap_ptr, tap_out, tap_k, bands, band_inputs, fan,
+    band_taps = conv_band_taps((tap_ptr, tap_out, tap_k), in_shape[1] * in_shape[2], bands, c_out,
+                               c_out // layer.groups)
+    return _ConvPlan(scatter_weight(w, layer.groups), *band_taps, bands, band_inputs, fan,
                      _channels_last(all_active), neuron)
 
 
@@ -434,7 +437,7 @@ def _simulate(
             n_parts = 1 if depth_first else _parts(batch, layer.shape[1])  # bands of output rows
             cplan = _plan_conv(layer, tuple(prev.shape[2:]), n_parts)
             run = _layer_run(conv_lif_layer, n_parts, spikes_out(shape), shape, cplan.neuron, reset(), record_state,
-                             prev, cplan.scatter_weight, cplan.tap_ptr, cplan.tap_out, cplan.tap_k, layer.groups,
+                             prev, cplan.scatter_weight, cplan.tap_ptr, cplan.tap_dst, cplan.tap_src, layer.groups,
                              cplan.bands, cplan.band_inputs, cplan.fan, cplan.all_active, C.CONV_ACC_BITS)
         if run is not None:
             prev = run.spikes.reshape(batch, steps, *shape)

@@ -55,12 +55,16 @@ def split_run(kernel: Callable[..., None], total: int, *args: object, min_chunk:
         kernel(0, total, *args)
         return
     global _POOL
-    if _POOL is None or _POOL._max_workers < workers:  # noqa: SLF001
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nmoco-sim")
+    if _POOL is None or _POOL._max_workers < workers - 1:  # noqa: SLF001
+        _POOL = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="nmoco-sim")
     bounds = [total * i // workers for i in range(workers + 1)]
-    futures = [_POOL.submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-    for f in futures:
-        f.result()
+    # The calling thread computes the first share itself: one thread fewer to wake per call.
+    futures = [_POOL.submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[1:-1], bounds[2:]) if hi > lo]
+    try:
+        kernel(bounds[0], bounds[1], *args)
+    finally:
+        for f in futures:
+            f.result()
 
 
 @njit(inline="always")

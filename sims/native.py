@@ -108,6 +108,21 @@ def _cached(layer: Layer, key: tuple[Any, ...], build: Callable[[], Any]) -> Any
     return per_layer[key]
 
 
+def _input_plan(layer: InputLayer, bias: npt.NDArray[np.int64] | None, shape: tuple[int, ...]) -> _NeuronPlan:
+    """The input neurons' constants; the last ``input_bias`` is remembered, as runs often repeat it."""
+    assert layer.neuron is not None
+    per_layer = _PLANS.get(layer)
+    if per_layer is None:
+        per_layer = _PLANS[layer] = {}
+    last = per_layer.get(("input", shape))
+    if last is not None and (last[0] is None) == (bias is None) and (bias is None or np.array_equal(last[0], bias)):
+        plan: _NeuronPlan = last[1]
+        return plan
+    plan = _neuron_plan(layer.neuron, bias, shape)
+    per_layer[("input", shape)] = (None if bias is None else bias.copy(), plan)
+    return plan
+
+
 def _plan_dense(layer: Dense, where: str) -> _DensePlan:
     plan: _DensePlan = _cached(layer, ("dense",), lambda: _build_dense_plan(layer, where))
     return plan
@@ -415,12 +430,12 @@ def _simulate(
         if isinstance(layer, InputLayer):
             if layer.neuron is not None:
                 # Input spikes enter the input neuron's current directly (no synapse, no latency).
-                bias: npt.ArrayLike | None = None
+                bias: npt.NDArray[np.int64] | None = None
                 if input_bias is not None:
                     bias = np.asarray(input_bias, dtype=np.int64)
                     if bias.shape not in ((), shape, (shape[0],)):
                         raise SimulationError(f"{where}: input_bias has shape {bias.shape}; expected {shape}")
-                plan = _neuron_plan(layer.neuron, bias, shape)
+                plan = _input_plan(layer, bias, shape)
                 x_flat = x.reshape(batch, x.shape[1], -1)  # a view where it can be: no copy of a large input
                 if x_flat.dtype.kind == "f" or x_flat.dtype.itemsize > 4 or x_flat.dtype == np.uint32:
                     x_flat = x_flat.astype(np.int64)  # integral and inside int32 (checked)

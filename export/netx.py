@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +83,21 @@ def _safe(name: str) -> str:
 # the field, and nothing from the file is evaluated (only numbers and strings are read).
 
 
+@contextmanager
+def _h5_guard(ctx: _Ctx, field: str, what: str) -> Iterator[None]:
+    """h5py's errors on a damaged file become one ExportError: ``field`` ``what`` (and the cause)."""
+    try:
+        yield
+    except ExportError:
+        raise
+    except _H5_ERRORS as exc:
+        raise ctx.err(field, f"{what} ({type(exc).__name__}: {exc})") from None
+
+
 def _keys(group: h5py.Group, ctx: _Ctx, field: str) -> list[str]:
     """The member names of ``group``; every one must be a (UTF-8) string."""
-    try:
+    with _h5_guard(ctx, field, "cannot list its members; corrupt file?"):
         keys = list(group.keys())
-    except _H5_ERRORS as exc:
-        raise ctx.err(field, f"cannot list its members; corrupt file? ({type(exc).__name__}: {exc})") from None
     for key in keys:
         if not isinstance(key, str):
             raise ctx.err(field, f"has a member whose name is not valid UTF-8 ({key!r:.40})")
@@ -94,30 +105,24 @@ def _keys(group: h5py.Group, ctx: _Ctx, field: str) -> list[str]:
 
 
 def _has(group: h5py.Group, key: str, ctx: _Ctx, field: str) -> bool:
-    try:
+    with _h5_guard(ctx, field, "cannot be looked up; corrupt file?"):
         return key in group
-    except _H5_ERRORS as exc:
-        raise ctx.err(field, f"cannot be looked up; corrupt file? ({type(exc).__name__}: {exc})") from None
 
 
 def _child(group: h5py.Group, key: str, ctx: _Ctx, field: str) -> Any:
     """``group[key]`` (a Dataset or Group); external links (which open other files) are refused."""
-    try:
+    with _h5_guard(ctx, field, "cannot be opened; corrupt file or broken link?"):
         link = group.get(key, getlink=True)
         if isinstance(link, h5py.ExternalLink):
             raise ctx.err(field, f"is an external link to {link.filename!r:.80}; netx files must be self-contained")
         return group[key]
-    except _H5_ERRORS as exc:
-        if isinstance(exc, ExportError):
-            raise
-        raise ctx.err(field, f"cannot be opened; corrupt file or broken link? ({type(exc).__name__}: {exc})") from None
 
 
 def _load(ds: Any, ctx: _Ctx, field: str) -> Any:
     """The value of a dataset, after checking where its data lives and how big it says it is."""
     if not isinstance(ds, h5py.Dataset):
         raise ctx.err(field, "must be a dataset, found a group")
-    try:
+    with _h5_guard(ctx, field, "cannot be read; corrupt file?"):
         if ds.external or ds.is_virtual:
             raise ctx.err(field, "keeps its data in other files (external storage or a virtual dataset); "
                                  "netx files must be self-contained")
@@ -127,10 +132,6 @@ def _load(ds: Any, ctx: _Ctx, field: str) -> Any:
             raise ctx.err(field, f"declares {size} values (shape {shape}), more than the reader's limit of "
                                  f"{MAX_DATASET_ELEMENTS}; the file is corrupt or not a netx network")
         return ds[()]
-    except _H5_ERRORS as exc:
-        if isinstance(exc, ExportError):
-            raise
-        raise ctx.err(field, f"cannot be read; corrupt file? ({type(exc).__name__}: {exc})") from None
 
 
 # ----------------------------------------------------------------------------- reading

@@ -46,11 +46,16 @@ _POOL: ThreadPoolExecutor | None = None
 _CPUS = os.cpu_count() or 1
 
 
-def split_run(kernel: Callable[..., None], total: int, *args: object, min_chunk: int = 1) -> None:
-    """Run ``kernel(start, stop, *args)`` over [0, total) split across the CPU's threads."""
-    import torch  # the thread count follows torch's, so both use the same cores
+def sim_threads() -> int:
+    """Threads the simulator uses: torch's count (so both use the same cores), at most the CPUs."""
+    import torch
 
-    workers = max(1, min(torch.get_num_threads(), _CPUS, total // max(min_chunk, 1)))
+    return max(1, min(torch.get_num_threads(), _CPUS))
+
+
+def split_run(kernel: Callable[..., None], total: int, *args: object) -> None:
+    """Run ``kernel(start, stop, *args)`` over [0, total) split across :func:`sim_threads` threads."""
+    workers = max(1, min(sim_threads(), total))
     if workers <= 1:
         kernel(0, total, *args)
         return

@@ -15,7 +15,6 @@ layer) or the first synapse (files without)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ from sims.jit_kernels import (
     expand_param,
     input_lif_layer,
     scatter_weight,
+    sim_threads,
     split_run,
 )
 from sims.result import SimResult
@@ -194,17 +194,10 @@ def _channels_last(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.ascontiguousarray(arr.transpose(1, 2, 0).reshape(-1))
 
 
-def _threads() -> int:
-    """Threads the simulator uses: torch's count, so both share the same cores."""
-    return max(1, min(torch.get_num_threads(), _CPUS))
-
-
 def _parts(batch: int, units: int) -> int:
     """Parts each sample's neurons (or output rows) are cut into, so that small batches use every thread."""
-    return max(1, min(_threads() // batch, units))
+    return max(1, min(sim_threads() // batch, units))
 
-
-_CPUS = os.cpu_count() or 1
 
 #: Spike bytes per sample above which batches run depth-first (about a core's L2 cache).
 _DEPTH_FIRST_BYTES = 256 * 1024
@@ -400,7 +393,7 @@ def _simulate(
     # when a sample's spikes would fall out of the core's cache between layers (else the per-call
     # cost of a kernel per sample and layer dominates); smaller batches go layer by layer, each
     # layer cut into parts (conv: bands of rows) across the threads.
-    depth_first = batch >= _threads() and steps * sum(sizes) > _DEPTH_FIRST_BYTES
+    depth_first = batch >= sim_threads() and steps * sum(sizes) > _DEPTH_FIRST_BYTES
     # Every layer's spikes in one allocation: fresh memory costs page faults (and, with numpy's
     # huge-page advice, compaction) per allocation; one large block pays that once.
     arena = _take_block(batch * steps * sum(sizes))

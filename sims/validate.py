@@ -115,9 +115,8 @@ def validate(
 
     from export.lower import quant_to_ir
     from export.netx import write_netx
-    from neuromoco.data import DataConfig, build_dataset, dataset_info
-    from neuromoco.data.registry import is_static
-    from neuromoco.data.static import StaticFrames
+    from neuromoco.data import DataConfig, dataset_info
+    from neuromoco.data.registry import build_frames
     from neuromoco.models.base import readout_logits
     from neuromoco.quant.convert import to_quant
     from neuromoco.quant.layers import QuantLoihiNet
@@ -128,11 +127,8 @@ def validate(
     model, info = load_model_from_run(run)
     input_shape = tuple(int(s) for s in info["input_shape"])
     data_cfg = DataConfig(**info["data_cfg"])
-    test = build_dataset(data_cfg, "test")
-    info_d = dataset_info(data_cfg)
-    if is_static(data_cfg.name):  # images become T identical frames, as in training; the model codes them
-        test = StaticFrames(test, info_d.n_time_bins)
-    names = list(info_d.class_names)
+    test = build_frames(data_cfg, "test")  # as training reads it (static images: T frames the model codes)
+    names = list(dataset_info(data_cfg).class_names)
     total = len(test)
     n = total if samples is None else min(samples, total)
     if n <= 0:

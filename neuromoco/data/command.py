@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit <= 0:
         raise ConfigError(f"--limit {args.limit}: must be a positive number of samples")
     if args.out is not None:
-        _check_writable(Path(args.out))
+        from neuromoco.cli import check_writable  # the one output probe of every command
+
+        check_writable(Path(args.out), "--out")
     cfg = DataConfig(name=canonical_name(args.name), data_root=args.data_root)
     info = dataset_info(cfg)
     width, height, channels = info.sensor_size
@@ -61,21 +63,6 @@ def run(args: argparse.Namespace) -> int:
         out = _draw(cfg, info, args.show, Path(args.out))
         print(f"wrote {out}")
     return 0
-
-
-def _check_writable(out: Path) -> None:
-    """Refuse an ``--out`` that cannot be written before any data is read (probe: a temporary file)."""
-    import tempfile
-
-    if not out.parent.is_dir():
-        raise DataError(f"--out {out}: folder {out.parent} does not exist")
-    if out.is_dir():
-        raise DataError(f"--out {out}: is a folder; give a .png file name")
-    try:
-        with tempfile.TemporaryFile(dir=out.parent):
-            pass
-    except OSError as exc:
-        raise DataError(f"--out {out}: cannot write into {out.parent} ({exc.strerror or exc})") from None
 
 
 def _event_counts(cfg: Any, limit: int | None) -> NDArray[Any]:

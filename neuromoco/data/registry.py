@@ -103,6 +103,21 @@ def event_source(cfg: DataConfig, split: str) -> EventSource:
     return FileSource(index.train if split == "train" else index.test, index.sensor_size)
 
 
+def build_frames(cfg: DataConfig, split: str) -> Dataset:  # type: ignore[type-arg]
+    """One split as the models see it: item ``(frames (T, C, H, W) float32, label)``.
+
+    Event datasets are :func:`build_dataset` itself; a static-image dataset's image is repeated
+    ``T`` times (:class:`~neuromoco.data.static.StaticFrames`), and the model's input encoder
+    codes it. Training and validation both read their splits through here.
+    """
+    dataset = build_dataset(cfg, split)
+    if is_static(cfg.name):
+        from neuromoco.data.static import StaticFrames
+
+        dataset = StaticFrames(dataset, dataset_info(cfg).n_time_bins)
+    return dataset
+
+
 def build_dataset(cfg: DataConfig, split: str) -> Dataset:  # type: ignore[type-arg]
     """One split of a dataset, ready for a DataLoader.
 

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from neuromoco.data import AugmentedDataset, TwoViewDataset, build_dataset, dataset_info, make_augment, make_loader
-from neuromoco.data.registry import is_static
-from neuromoco.data.static import StaticFrames, make_image_augment
+from neuromoco.data import AugmentedDataset, TwoViewDataset, dataset_info, make_augment, make_loader
+from neuromoco.data.registry import build_frames, is_static
+from neuromoco.data.static import make_image_augment
 from neuromoco.train.config import TrainConfig
 from neuromoco.train.distributed import DistContext
 
@@ -52,12 +52,9 @@ def build_stage_data(cfg: TrainConfig) -> StageData:
         ConfigError, DataError: From the data package (bad name, missing files).
     """
     info = dataset_info(cfg.data)
-    train, test = build_dataset(cfg.data, "train"), build_dataset(cfg.data, "test")
-    augment = make_augment(cfg.augment, info)
-    if is_static(info.name):
-        # Images become T identical frames here; the model's input encoder re-codes them.
-        train, test = StaticFrames(train, info.n_time_bins), StaticFrames(test, info.n_time_bins)
-        augment = make_image_augment(cfg.augment, info)
+    # Static images become T identical frames; the model's input encoder re-codes them.
+    train, test = build_frames(cfg.data, "train"), build_frames(cfg.data, "test")
+    augment = make_image_augment(cfg.augment, info) if is_static(info.name) else make_augment(cfg.augment, info)
     return StageData(
         train=train,
         test=test,

@@ -72,19 +72,56 @@ def split_run(kernel: Callable[..., None], total: int, *args: object) -> None:
             f.result()
 
 
+_I32 = np.int32
+
+
+@njit(inline="always")
+def _decay32(x: Any, m: Any) -> Any:
+    """``(x * m) >> 12`` rounded toward zero, in int32 only: |x| <= 2**23, 0 <= m <= 4096.
+
+    The product needs 36 bits; split as x = 4096 a + b it is ``a m + (b m) >> 12``, both int32."""
+    a = _I32(abs(x))
+    d = _I32(_I32(_I32(a >> _I32(12)) * m) + _I32(_I32(_I32(a & _I32(4095)) * m) >> _I32(12)))
+    return _I32(-d) if x < _I32(0) else d
+
+
 @njit(inline="always")
 def _lif_frame(
     acc: npt.NDArray[Any], complement: bool, all_active: npt.NDArray[Any], have_input: bool,
     u: npt.NDArray[Any], v: npt.NDArray[Any], im: npt.NDArray[Any], vm: npt.NDArray[Any],
-    be: npt.NDArray[Any], th: npt.NDArray[Any], half: int, mask: int, fired: npt.NDArray[Any], clear: bool,
+    be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool, half: int, mask: int, fired: npt.NDArray[Any],
+    clear: bool,
 ) -> None:
     """One step of a whole layer: accumulator -> u, v, spikes, written in the accumulator's order.
 
     Branch-free per neuron so that the loop vectorizes; the arithmetic is :func:`sims.kernels.lif_step`'s.
-    ``u`` and ``v`` are int32 (their values never leave 24 bits); the constants int32 or int64.
-    With ``clear``, the accumulator is zeroed as it is read (cheaper than a pass of its own).
+    ``u`` and ``v`` are int32 (their values never leave 24 bits). With ``narrow`` (int32 constants,
+    decay factors in [0, 4096]) every operation is int32, the wrap-arounds native (twice the vector
+    lanes of the int64 form, 1.5x faster); otherwise int64 with the int32 wrap made explicit.
+    ``half`` and ``mask`` give the accumulator's wrap (0: none besides int32's). With ``clear``, the
+    accumulator is zeroed as it is read (cheaper than a pass of its own).
     """
     n = u.shape[0]
+    if narrow:
+        for i in range(n):
+            if have_input:
+                x = _I32(all_active[i] - acc[i]) if complement else _I32(acc[i])
+                if clear:
+                    acc[i] = 0
+            else:
+                x = _I32(0)
+            if mask != 0:  # 24-bit wrap (the accumulator's width): sign-extend from bit 23
+                x = _I32(_I32(x << _I32(8)) >> _I32(8))
+            u1 = _I32(_decay32(u[i], im[i]) + _I32(x << _I32(6)))
+            u1 = _I32(u1 - _I32(16777216)) if u1 > _I32(8388608) else u1
+            u1 = _I32(u1 + _I32(16777216)) if u1 <= _I32(-8388608) else u1
+            v1 = _I32(_I32(_decay32(v[i], vm[i]) + u1) + be[i])
+            v1 = min(max(v1, _I32(-8388607)), _I32(8388607))
+            f = v1 > th[i]
+            u[i] = u1
+            v[i] = _I32(0) if f else v1
+            fired[i] = f
+        return
     for i in range(n):
         if have_input:
             x = int(all_active[i]) - int(acc[i]) if complement else int(acc[i])
@@ -133,7 +170,7 @@ def _gather(frame: npt.NDArray[Any], lo: int, hi: int, want: bool, events: npt.N
 @njit(cache=True, nogil=True)
 def input_lif_layer(
     item_start: int, item_stop: int, x: npt.NDArray[Any], n_parts: int,
-    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any],
+    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool,
     reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any],
     record: bool, synops: npt.NDArray[Any],
 ) -> None:
@@ -165,9 +202,9 @@ def input_lif_layer(
             out = spikes[b, k, lo:hi]
             if k < t_in:
                 xin = x[b, k, lo:hi]
-                _lif_frame(xin, False, xin, True, u, v, p_im, p_vm, p_be, p_th, 0, 0, out, False)
+                _lif_frame(xin, False, xin, True, u, v, p_im, p_vm, p_be, p_th, narrow, 0, 0, out, False)
             else:  # past the input's T: no input
-                _lif_frame(zero, False, zero, False, u, v, p_im, p_vm, p_be, p_th, 0, 0, out, False)
+                _lif_frame(zero, False, zero, False, u, v, p_im, p_vm, p_be, p_th, narrow, 0, 0, out, False)
             if record:
                 u_rec[b, k, lo:hi] = u
                 v_rec[b, k, lo:hi] = v
@@ -179,7 +216,8 @@ def conv_lif_layer(
     tap_ptr: npt.NDArray[Any], tap_dst: npt.NDArray[Any], tap_src: npt.NDArray[Any], groups: int,
     bands: npt.NDArray[Any], band_inputs: npt.NDArray[Any], fan: npt.NDArray[Any], all_active: npt.NDArray[Any],
     acc_wrap_bits: int,
-    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], reset: npt.NDArray[Any],
+    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool,
+    reset: npt.NDArray[Any],
     spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any], record: bool,
     synops: npt.NDArray[Any],
 ) -> None:
@@ -289,7 +327,8 @@ def conv_lif_layer(
                             for j in range(np.uint64(per_group_out)):
                                 p_acc[base + j] += w_flat[src + j]
                 delivered += fan_all - fan_ev if complement else fan_ev
-            _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, half, mask, p_fired, True)
+            _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, narrow, half, mask,
+                       p_fired, True)
             out = spikes[b, k]
             # Channels-last -> C, H, W: sequential writes, strided reads from the cached frame.
             for c in range(np.uint64(c_out)):
@@ -311,7 +350,7 @@ def conv_lif_layer(
 def dense_lif_layer(
     b_start: int, b_stop: int, s: npt.NDArray[Any], w_t: npt.NDArray[Any], delays: npt.NDArray[Any],
     weight_exp: int, fan: npt.NDArray[Any], im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any],
-    th: npt.NDArray[Any], reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any],
+    th: npt.NDArray[Any], narrow: bool, reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any],
     v_rec: npt.NDArray[Any], record: bool, synops: npt.NDArray[Any],
 ) -> None:
     """Event-driven dense synapse (with per-synapse delays) fused with its CUBA-LIF neurons.
@@ -365,7 +404,7 @@ def dense_lif_layer(
                     for o in range(n):
                         acc[o] += part[o]
             out = spikes[b, k]
-            _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, 0, 0, out, False)
+            _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, narrow, 0, 0, out, False)
             if record:
                 u_rec[b, k] = u
                 v_rec[b, k] = v

@@ -56,6 +56,7 @@ class _NeuronPlan:
     v_mult: npt.NDArray[np.signedinteger[Any]]
     bias_eff: npt.NDArray[np.signedinteger[Any]]
     vth_eff: npt.NDArray[np.signedinteger[Any]]
+    narrow: bool  # int32 constants and decay factors in [0, 4096]: the neurons run in int32 arithmetic
 
 
 def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[int, ...]) -> _NeuronPlan:
@@ -68,9 +69,11 @@ def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[in
         expand_param(np.asarray(neuron.v_th_mant, np.int64) << C.VTH_SHIFT, shape),
     )
     # int32 where every constant fits (always, for values netx can hold): half the memory traffic.
-    if all(p.size == 0 or (p.min() >= -(2**31) and p.max() < 2**31) for p in params):
+    narrow = all(p.size == 0 or (p.min() >= -(2**31) and p.max() < 2**31) for p in params)
+    if narrow:
         params = tuple(p.astype(np.int32) for p in params)
-    return _NeuronPlan(*params)
+    narrow = narrow and all(p.size == 0 or (p.min() >= 0 and p.max() <= C.DECAY_UNITY) for p in params[:2])
+    return _NeuronPlan(*params, narrow)
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _C
         raise SimulationError(f"{layer.name}: a conv layer needs a neuron (netx has no synapse-only layers)")
     flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape))
     neuron = _NeuronPlan(*(_channels_last(p.reshape(layer.shape)) for p in
-                           (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff)))
+                           (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff)), flat.narrow)
     band_taps = conv_band_taps((tap_ptr, tap_out, tap_k), in_shape[1] * in_shape[2], bands, c_out,
                                c_out // layer.groups)
     return _ConvPlan(scatter_weight(w, layer.groups), *band_taps, bands, band_inputs, fan,
@@ -250,7 +253,7 @@ def _layer_run(
     rec = (batch, steps, n) if record_state else (1, 1, 1)
     u_rec = np.empty(rec, dtype=np.int32)
     v_rec = np.empty(rec, dtype=np.int32)
-    args = (*synapse, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, reset, spikes, u_rec, v_rec,
+    args = (*synapse, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, plan.narrow, reset, spikes, u_rec, v_rec,
             record_state, synops)
     return _LayerRun(kernel, parts, args, spikes, synops, u_rec if record_state else None,
                      v_rec if record_state else None)

@@ -72,7 +72,7 @@ def split_run(kernel: Callable[..., None], total: int, *args: object) -> None:
             f.result()
 
 
-_I32 = np.int32
+_I32: Any = np.int32  # (Any: mypy would type every int32 expression below as numpy's)
 
 
 @njit(inline="always")
@@ -237,7 +237,8 @@ def conv_lif_layer(
     Args:
         item_start, item_stop: items ``b * P + q`` to compute.
         s: (B, steps, C_in, H_in, W_in) bool input spikes.
-        w: (C_in, kH, kW, C_out / groups) int32 (:func:`scatter_weight`).
+        w: (C_in, kH, kW, C_out / groups) int32, or int16 where no output's sum can leave int16
+            (:func:`scatter_weight`); the accumulator takes its type.
         tap_ptr, tap_dst, tap_src: the taps of each input pixel p (row-major over H_in, W_in) into
             each band q, a compressed table: for e in ``tap_ptr[q, p]:tap_ptr[q, p + 1]`` the pixel
             adds kernel column ``w_flat[c * kH * kW * C_out/g + tap_src[e]:][:C_out/g]`` to the
@@ -263,7 +264,7 @@ def conv_lif_layer(
     frame_size = c_in * h_in * w_in
     half = (1 << (acc_wrap_bits - 1)) if acc_wrap_bits > 0 else 0
     mask = ((1 << acc_wrap_bits) - 1) if acc_wrap_bits > 0 else 0
-    acc = np.zeros(n, np.int32)
+    acc = np.zeros(n, w.dtype)  # int16 where no sum can leave it (the plan's choice), else int32
     fired = np.zeros(n, np.bool_)
     events = np.zeros(pixels + 1, np.uint64)
     w_flat = w.reshape(w.size)
@@ -318,7 +319,7 @@ def conv_lif_layer(
                     for ev in range(n_ev):
                         pix = events[ev]
                         fan_ev += fan_c[pix]
-                        for e in range(p_ptr[pix], p_ptr[pix + 1]):
+                        for e in range(np.uint64(p_ptr[pix]), np.uint64(p_ptr[pix + np.uint64(1)])):
                             # Flat unsigned indices: a slice per tap would cost a reference count,
                             # and a signed index numba's negative-index check, which stops the add
                             # from vectorizing (6x slower).

@@ -73,7 +73,8 @@ def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[in
     if narrow:
         params = tuple(p.astype(np.int32) for p in params)
     narrow = narrow and all(p.size == 0 or (p.min() >= 0 and p.max() <= C.DECAY_UNITY) for p in params[:2])
-    return _NeuronPlan(*params, narrow)
+    i_mult, v_mult, bias_eff, vth_eff = params
+    return _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff, narrow)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class _DensePlan:
 
 @dataclass(frozen=True)
 class _ConvPlan:
-    scatter_weight: npt.NDArray[np.int32]
+    scatter_weight: npt.NDArray[np.int16 | np.int32]  # int16 where no sum of the weights can leave int16
     tap_ptr: npt.NDArray[np.int64]  # (P, pixels + 1) the conv's taps per band and input pixel (conv_band_taps)
     tap_dst: npt.NDArray[np.int64]
     tap_src: npt.NDArray[np.int64]
@@ -184,11 +185,15 @@ def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _C
     if layer.neuron is None:
         raise SimulationError(f"{layer.name}: a conv layer needs a neuron (netx has no synapse-only layers)")
     flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape))
-    neuron = _NeuronPlan(*(_channels_last(p.reshape(layer.shape)) for p in
-                           (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff)), flat.narrow)
+    i_mult, v_mult, bias_eff, vth_eff = (_channels_last(p.reshape(layer.shape)) for p in
+                                         (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff))
+    neuron = _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff, flat.narrow)
     band_taps = conv_band_taps((tap_ptr, tap_out, tap_k), in_shape[1] * in_shape[2], bands, c_out,
                                c_out // layer.groups)
-    return _ConvPlan(scatter_weight(w, layer.groups), *band_taps, bands, band_inputs, fan,
+    scatter = scatter_weight(w, layer.groups)
+    if int(np.abs(w).reshape(c_out, -1).sum(axis=1).max(initial=0)) < 2**15:  # no sum leaves int16
+        scatter = scatter.astype(np.int16)
+    return _ConvPlan(scatter, *band_taps, bands, band_inputs, fan,
                      _channels_last(all_active), neuron)
 
 

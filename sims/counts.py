@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
+from torch.nn.grad import conv2d_input
 
 from export.ir import Conv, Dense, Network
 
@@ -42,12 +42,12 @@ def _conv_fanout(layer: Conv, in_shape: tuple[int, ...], rows: tuple[int, int]) 
     mask = torch.from_numpy((np.asarray(layer.weight) != 0).astype(np.float32))
     ones = torch.zeros((1, *layer.shape), dtype=torch.float32)
     ones[:, :, rows[0] : rows[1]] = 1
-    fan = F.conv_transpose2d(ones, mask, stride=layer.stride, padding=layer.padding,
-                             dilation=layer.dilation, groups=layer.groups)[0]
-    full = np.zeros(in_shape, dtype=np.int64)
-    h, w = min(fan.shape[1], in_shape[1]), min(fan.shape[2], in_shape[2])
-    full[:, :h, :w] = fan[:, :h, :w].round().numpy().astype(np.int64)
-    return full
+    # The input gradient of the conv is the transposed conv at exactly the input's size (a plain
+    # conv_transpose2d cannot always infer that size, e.g. a 2-wide kernel with padding 1).
+    fan = conv2d_input([1, *in_shape], mask, ones, stride=layer.stride, padding=layer.padding,  # type: ignore[no-untyped-call]
+                       dilation=layer.dilation, groups=layer.groups)[0]
+    counts: npt.NDArray[np.int64] = fan.round().numpy().astype(np.int64)
+    return counts
 
 
 def dense_fanout(layer: Dense) -> list[tuple[int, npt.NDArray[np.int64]]]:

@@ -147,3 +147,50 @@ def test_compiled_lif_matches_torch_reference(seed: int, scale: int, narrow: boo
         u, v, s = lif_step(u, v, a, p)
         assert np.array_equal(u_rec[:, k], u.numpy()) and np.array_equal(v_rec[:, k], v.numpy()), k
         assert np.array_equal(spikes[:, k], s.numpy()), k
+
+
+def _brute_fanout(w: np.ndarray, in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
+                  stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+                  groups: int) -> np.ndarray:
+    fan = np.zeros(in_shape, np.int64)
+    per_in, per_out = in_shape[0] // groups, out_shape[0] // groups
+    for o in range(out_shape[0]):
+        for oy in range(out_shape[1]):
+            for ox in range(out_shape[2]):
+                for ci in range(per_in):
+                    for ky in range(w.shape[2]):
+                        for kx in range(w.shape[3]):
+                            y = oy * stride[0] - padding[0] + ky * dilation[0]
+                            x = ox * stride[1] - padding[1] + kx * dilation[1]
+                            if w[o, ci, ky, kx] and 0 <= y < in_shape[1] and 0 <= x < in_shape[2]:
+                                fan[o // per_out * per_in + ci, y, x] += 1
+    return fan
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_conv_fanout_counts_every_synapse(seed: int) -> None:
+    """``conv_fanout`` against a loop over every synapse, on shapes where the output does not cover the
+    input (a 2-wide kernel with padding 1 on a 1-row input once crashed it)."""
+    from export.ir import Conv, CubaNeuron, conv_output_hw
+    from sims.counts import conv_fanout
+
+    rng = np.random.default_rng(seed)
+    groups = int(rng.choice([1, 2]))
+    c_in = groups * int(rng.integers(1, 3))
+    in_shape = (c_in, int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    padding = (int(rng.integers(0, 2)), int(rng.integers(0, 2)))
+    dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    hw = conv_output_hw(in_shape[1:], k, stride, padding, dilation)
+    if min(hw) < 1:
+        return
+    c_out = groups * int(rng.integers(1, 3))
+    w = rng.integers(-2, 3, (c_out, c_in // groups, *k)).astype(np.int32)
+    w[0, 0, 0, 0] = 1
+    layer = Conv("c", (c_out, *hw), w, stride, padding, dilation, groups, None, CubaNeuron(0, 0, 1))
+    expected = _brute_fanout(w, in_shape, (c_out, *hw), stride, padding, dilation, groups)
+    assert np.array_equal(conv_fanout(layer, in_shape), expected)
+    assert np.array_equal(conv_fanout(layer, in_shape, rows=(0, 1)),
+                          _brute_fanout(w, in_shape, (c_out, 1, hw[1]), stride, padding, dilation, groups))

@@ -101,6 +101,15 @@ def run_seed(root: Path, seed: int, args: argparse.Namespace) -> dict[str, dict[
         cfg = _config(FINETUNE, base / name, seed,
                       train={"label_fraction": fraction, "init": str(init or ""), "epochs": epochs, **quiet}, **data)
         results[name] = _run(cfg)
+        if init is not None and args.lpft_epochs > 0:
+            # LP-FT (Kumar et al. 2022), an extra arm: fit the new classifier alone on the frozen pre-trained
+            # encoder (the linear recipe, the same labelled subset), then fine-tune all weights from there.
+            probe = _config(LINEAR, base / f"lp_{name}", seed, train={"label_fraction": fraction, "init": str(init),
+                            "epochs": args.lpft_epochs, **quiet}, **data)
+            results[f"lp_{name}"] = _run(probe)
+            cfg = _config(FINETUNE, base / f"lpft_{name}", seed, train={"label_fraction": fraction,
+                          "init": str(probe.run_dir), "epochs": epochs, **quiet}, **data)
+            results[f"lpft_{name}"] = _run(cfg)
 
     def linear(name: str, init: Path | None) -> None:
         cfg = _config(LINEAR, base / name, seed, train={"init": str(init or ""), "epochs": args.linear_epochs, **quiet},
@@ -111,6 +120,8 @@ def run_seed(root: Path, seed: int, args: argparse.Namespace) -> dict[str, dict[
     pre_mix = pretrain("pre_mix", "mixinfonce", args.mix_lambda) if "mix" in groups else None
     pre_info = pretrain("pre_info", "infonce", args.mix_lambda) if "info" in groups else None
     for fraction, tag in ((0.1, "10"), (1.0, "100")):
+        if tag not in args.fractions:
+            continue
         if "scratch" in groups:
             finetune(f"scratch_{tag}", fraction, None)
         if pre_mix is not None:
@@ -147,9 +158,15 @@ ROWS = (
     ("supervised from scratch, 10 % labels", "scratch_10", "test_top1"),
     ("NeuroMoCo (MixInfoNCE) + fine-tune, 10 % labels", "mix_10", "test_top1"),
     ("NeuroMoCo (InfoNCE) + fine-tune, 10 % labels", "info_10", "test_top1"),
+    ("NeuroMoCo (MixInfoNCE) + LP-FT, 10 % labels", "lpft_mix_10", "test_top1"),
+    ("NeuroMoCo (InfoNCE) + LP-FT, 10 % labels", "lpft_info_10", "test_top1"),
     ("supervised from scratch, 100 % labels", "scratch_100", "test_top1"),
     ("NeuroMoCo (MixInfoNCE) + fine-tune, 100 % labels", "mix_100", "test_top1"),
     ("NeuroMoCo (InfoNCE) + fine-tune, 100 % labels", "info_100", "test_top1"),
+    ("LP-FT's probe (classifier alone), MixInfoNCE encoder, 10 % labels", "lp_mix_10", "test_top1"),
+    ("LP-FT's probe (classifier alone), InfoNCE encoder, 10 % labels", "lp_info_10", "test_top1"),
+    ("NeuroMoCo (MixInfoNCE) + LP-FT, 100 % labels", "lpft_mix_100", "test_top1"),
+    ("NeuroMoCo (InfoNCE) + LP-FT, 100 % labels", "lpft_info_100", "test_top1"),
     ("linear probe, MixInfoNCE encoder", "lin_mix", "test_top1"),
     ("linear probe, InfoNCE encoder", "lin_info", "test_top1"),
     ("linear probe, random encoder", "lin_random", "test_top1"),
@@ -185,6 +202,12 @@ def main() -> None:
     parser.add_argument("--finetune-epochs-10", type=int, default=100, help="epochs over the 10 %% subset")
     parser.add_argument("--finetune-epochs-100", type=int, default=load_config(FINETUNE).train.epochs)
     parser.add_argument("--linear-epochs", type=int, default=load_config(LINEAR).train.epochs)
+    parser.add_argument("--lpft-epochs", type=int, default=0,
+                        help="also run LP-FT arms lpft_mix_*, lpft_info_*: the classifier alone on the frozen "
+                             "pre-trained encoder for this many epochs (arm lp_<arm>, the linear recipe, the same "
+                             "labels), then the fine-tuning; 0 (default): no such arms")
+    parser.add_argument("--fractions", nargs="+", choices=("10", "100"), default=["10", "100"],
+                        help="label percentages of the scratch_*, mix_* and info_* arms (default both)")
     parser.add_argument("--bn-epochs", type=int, default=3,
                         help="epochs of bn_random (batch-norm statistics only; momentum 0.1, 22 steps an epoch)")
     parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),

@@ -89,7 +89,7 @@ def _decay32(x: Any, m: Any) -> Any:
 def _lif_frame(
     acc: npt.NDArray[Any], complement: bool, all_active: npt.NDArray[Any], have_input: bool,
     u: npt.NDArray[Any], v: npt.NDArray[Any], im: npt.NDArray[Any], vm: npt.NDArray[Any],
-    be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool, half: int, mask: int, fired: npt.NDArray[Any],
+    be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool, wrap_bits: int, fired: npt.NDArray[Any],
     clear: bool,
 ) -> None:
     """One step of a whole layer: accumulator -> u, v, spikes, written in the accumulator's order.
@@ -98,10 +98,13 @@ def _lif_frame(
     ``u`` and ``v`` are int32 (their values never leave 24 bits). With ``narrow`` (int32 constants,
     decay factors in [0, 4096]) every operation is int32, the wrap-arounds native (twice the vector
     lanes of the int64 form, 1.5x faster); otherwise int64 with the int32 wrap made explicit.
-    ``half`` and ``mask`` give the accumulator's wrap (0: none besides int32's). With ``clear``, the
-    accumulator is zeroed as it is read (cheaper than a pass of its own).
+    ``wrap_bits`` is the accumulator's width (its sums wrap to it first; 0: no wrap besides int32's).
+    With ``clear``, the accumulator is zeroed as it is read (cheaper than a pass of its own).
     """
     n = u.shape[0]
+    half = (1 << (wrap_bits - 1)) if wrap_bits > 0 else 0
+    mask = ((1 << wrap_bits) - 1) if wrap_bits > 0 else 0
+    shift = _I32(32 - wrap_bits) if wrap_bits > 0 else _I32(0)
     if narrow:
         for i in range(n):
             if have_input:
@@ -110,8 +113,8 @@ def _lif_frame(
                     acc[i] = 0
             else:
                 x = _I32(0)
-            if mask != 0:  # 24-bit wrap (the accumulator's width): sign-extend from bit 23
-                x = _I32(_I32(x << _I32(8)) >> _I32(8))
+            if wrap_bits > 0:  # the accumulator's wrap: sign-extend from its top bit
+                x = _I32(_I32(x << shift) >> shift)
             u1 = _I32(_decay32(u[i], im[i]) + _I32(x << _I32(6)))
             u1 = _I32(u1 - _I32(16777216)) if u1 > _I32(8388608) else u1
             u1 = _I32(u1 + _I32(16777216)) if u1 <= _I32(-8388608) else u1
@@ -129,7 +132,7 @@ def _lif_frame(
                 acc[i] = 0
         else:
             x = 0
-        if mask != 0:
+        if wrap_bits > 0:
             x = ((x + half) & mask) - half
         x = ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
         xs = (((x << 6) + 2147483648) & 0xFFFFFFFF) - 2147483648
@@ -202,9 +205,9 @@ def input_lif_layer(
             out = spikes[b, k, lo:hi]
             if k < t_in:
                 xin = x[b, k, lo:hi]
-                _lif_frame(xin, False, xin, True, u, v, p_im, p_vm, p_be, p_th, narrow, 0, 0, out, False)
+                _lif_frame(xin, False, xin, True, u, v, p_im, p_vm, p_be, p_th, narrow, 0, out, False)
             else:  # past the input's T: no input
-                _lif_frame(zero, False, zero, False, u, v, p_im, p_vm, p_be, p_th, narrow, 0, 0, out, False)
+                _lif_frame(zero, False, zero, False, u, v, p_im, p_vm, p_be, p_th, narrow, 0, out, False)
             if record:
                 u_rec[b, k, lo:hi] = u
                 v_rec[b, k, lo:hi] = v
@@ -262,8 +265,6 @@ def conv_lif_layer(
     hw = n // c_out
     per_group_in = c_in // groups
     frame_size = c_in * h_in * w_in
-    half = (1 << (acc_wrap_bits - 1)) if acc_wrap_bits > 0 else 0
-    mask = ((1 << acc_wrap_bits) - 1) if acc_wrap_bits > 0 else 0
     acc = np.zeros(n, w.dtype)  # int16 where no sum can leave it (the plan's choice), else int32
     fired = np.zeros(n, np.bool_)
     events = np.zeros(pixels + 1, np.uint64)
@@ -328,7 +329,7 @@ def conv_lif_layer(
                             for j in range(np.uint64(per_group_out)):
                                 p_acc[base + j] += w_flat[src + j]
                 delivered += fan_all - fan_ev if complement else fan_ev
-            _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, narrow, half, mask,
+            _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, narrow, acc_wrap_bits,
                        p_fired, True)
             out = spikes[b, k]
             # Channels-last -> C, H, W: sequential writes, strided reads from the cached frame.
@@ -405,7 +406,7 @@ def dense_lif_layer(
                     for o in range(n):
                         acc[o] += part[o]
             out = spikes[b, k]
-            _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, narrow, 0, 0, out, False)
+            _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, narrow, 0, out, False)
             if record:
                 u_rec[b, k] = u
                 v_rec[b, k] = v

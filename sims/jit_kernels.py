@@ -34,11 +34,21 @@ def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np
     return np.ascontiguousarray(np.broadcast_to(arr, shape).reshape(-1))
 
 
-def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDArray[np.int32]:
-    """Torch layout (C_out, C_in / g, kH, kW) -> (C_in, kH, kW, C_out / g) for :func:`scatter_conv_nhwc`."""
+def kernel_x_order(k_w: int, stride_x: int) -> npt.NDArray[np.int64]:
+    """The order of the kernel columns kx in :func:`scatter_weight`'s layout: by kx mod stride, then
+    descending. Columns that one input pixel sends to neighbouring output pixels are then adjacent
+    in the same direction as those pixels, so their taps merge into one longer add
+    (:func:`conv_band_taps`)."""
+    return np.array(sorted(range(k_w), key=lambda kx: (kx % stride_x, -kx)), dtype=np.int64)
+
+
+def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int, stride_x: int) -> npt.NDArray[np.int32]:
+    """Torch layout (C_out, C_in / g, kH, kW) -> (C_in, kH, kW, C_out / g) for :func:`conv_lif_layer`,
+    the kW axis in :func:`kernel_x_order`."""
     c_out, per_group_in, k_h, k_w = weight.shape
     per_group_out = c_out // groups
     w = np.asarray(weight, dtype=np.int32).reshape(groups, per_group_out, per_group_in, k_h, k_w)
+    w = w[..., kernel_x_order(k_w, stride_x)]
     return np.ascontiguousarray(w.transpose(0, 2, 3, 4, 1).reshape(groups * per_group_in, k_h, k_w, per_group_out))
 
 
@@ -216,7 +226,8 @@ def input_lif_layer(
 @njit(cache=True, nogil=True)
 def conv_lif_layer(
     item_start: int, item_stop: int, s: npt.NDArray[Any], w: npt.NDArray[Any],
-    tap_ptr: npt.NDArray[Any], tap_dst: npt.NDArray[Any], tap_src: npt.NDArray[Any], groups: int,
+    tap_ptr: npt.NDArray[Any], tap_dst: npt.NDArray[Any], tap_src: npt.NDArray[Any], tap_len: npt.NDArray[Any],
+    groups: int,
     bands: npt.NDArray[Any], band_inputs: npt.NDArray[Any], fan: npt.NDArray[Any], all_active: npt.NDArray[Any],
     acc_wrap_bits: int,
     im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool,
@@ -242,11 +253,10 @@ def conv_lif_layer(
         s: (B, steps, C_in, H_in, W_in) bool input spikes.
         w: (C_in, kH, kW, C_out / groups) int32, or int16 where no output's sum can leave int16
             (:func:`scatter_weight`); the accumulator takes its type.
-        tap_ptr, tap_dst, tap_src: the taps of each input pixel p (row-major over H_in, W_in) into
-            each band q, a compressed table: for e in ``tap_ptr[q, p]:tap_ptr[q, p + 1]`` the pixel
-            adds kernel column ``w_flat[c * kH * kW * C_out/g + tap_src[e]:][:C_out/g]`` to the
-            band's accumulator at ``tap_dst[e] + first channel of its group`` (see
-            :func:`conv_band_taps`).
+        tap_ptr, tap_dst, tap_src, tap_len: the taps of each input pixel p (row-major over H_in,
+            W_in) into each band q, a compressed table: for e in ``tap_ptr[q, p]:tap_ptr[q, p + 1]``
+            the pixel adds ``w_flat[c * kH * kW * C_out/g + tap_src[e]:][:tap_len[e]]`` to the band's
+            accumulator from ``tap_dst[e] + first channel of its group`` (see :func:`conv_band_taps`).
         bands: (P + 1,) int64 output-pixel boundaries of the bands (multiples of W_out).
         band_inputs: (P, 2) int64, the input pixels ``[lo, hi)`` whose taps can reach each band.
         fan: (P, C_in * H_in * W_in) int64, nonzero synapses from each input neuron into each band.
@@ -326,7 +336,7 @@ def conv_lif_layer(
                             # from vectorizing (6x slower).
                             base = np.uint64(tap_dst[e] + first_out)
                             src = np.uint64(c_src + tap_src[e])
-                            for j in range(np.uint64(per_group_out)):
+                            for j in range(np.uint64(tap_len[e])):
                                 p_acc[base + j] += w_flat[src + j]
                 delivered += fan_all - fan_ev if complement else fan_ev
             _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, narrow, acc_wrap_bits,
@@ -441,24 +451,40 @@ def conv_taps(
 
 def conv_band_taps(
     taps: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]], pixels: int,
-    bands: npt.NDArray[np.int64], c_out: int, per_group_out: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """:func:`conv_taps` cut by output band, as offsets the scatter adds directly.
+    bands: npt.NDArray[np.int64], c_out: int, per_group_out: int, k_w: int, stride_x: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """:func:`conv_taps` cut by output band, as ready offsets, with adjacent taps merged.
 
-    Returns ``(ptr, dst, src)``: ``ptr`` (P, pixels + 1); for e in ``ptr[q, p]:ptr[q, p + 1]`` input
-    pixel p adds into band q at element ``dst[e]`` (output pixel relative to the band, times
-    C_out) the kernel column at ``src[e]`` (tap times C_out / groups).
+    Returns ``(ptr, dst, src, length)``: ``ptr`` (P, pixels + 1); for e in ``ptr[q, p]:ptr[q, p + 1]``
+    input pixel p adds ``length[e]`` weights from offset ``src[e]`` of its channel's block in
+    :func:`scatter_weight`'s layout (kernel columns in :func:`kernel_x_order`) into band q's
+    accumulator from element ``dst[e]`` (output pixel relative to the band, times C_out). Without
+    groups, taps of one pixel into neighbouring output pixels of a row are contiguous on both sides
+    and merge into one (a stride-2 3x3 conv: 1.5 adds per pixel of 2 columns' length on average
+    instead of 2.25 of one).
     """
     ptr, out, tap = taps
     reach = np.repeat(np.arange(pixels), np.diff(ptr))  # the input pixel of each tap
+    position = np.argsort(kernel_x_order(k_w, stride_x))  # kx -> its column in the layout
+    src_all = (tap // k_w * k_w + position[tap % k_w]) * per_group_out
     n_bands = len(bands) - 1
     band_ptr = np.zeros((n_bands, pixels + 1), dtype=np.int64)
-    dst, src = [], []
+    dst_parts, src_parts, len_parts = [], [], []
     start = 0
     for q in range(n_bands):
-        inside = (out >= bands[q]) & (out < bands[q + 1])
-        band_ptr[q] = start + np.concatenate([[0], np.cumsum(np.bincount(reach[inside], minlength=pixels))])
-        dst.append((out[inside] - bands[q]) * c_out)
-        src.append(tap[inside] * per_group_out)
-        start += int(inside.sum())
-    return band_ptr, np.concatenate(dst).astype(np.int64), np.concatenate(src).astype(np.int64)
+        inside = np.flatnonzero((out >= bands[q]) & (out < bands[q + 1]))
+        order = np.lexsort((src_all[inside], reach[inside]))  # by pixel, then layout column
+        idx = inside[order]
+        pix, dst, src = reach[idx], (out[idx] - bands[q]) * c_out, src_all[idx]
+        follows = np.zeros(len(idx), dtype=bool)
+        if per_group_out == c_out and len(idx) > 1:  # merging needs one group: its columns span C_out
+            follows[1:] = (pix[1:] == pix[:-1]) & (dst[1:] == dst[:-1] + c_out) & (src[1:] == src[:-1] + c_out)
+        first = np.flatnonzero(~follows)
+        run = np.diff(np.append(first, len(idx)))  # taps per merged run
+        band_ptr[q] = start + np.concatenate([[0], np.cumsum(np.bincount(pix[first], minlength=pixels))])
+        dst_parts.append(dst[first])
+        src_parts.append(src[first])
+        len_parts.append(run * per_group_out)
+        start += len(first)
+    dst_all, src_first, length = (np.concatenate(p).astype(np.int64) for p in (dst_parts, src_parts, len_parts))
+    return band_ptr, dst_all, src_first, length

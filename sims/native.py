@@ -92,6 +92,7 @@ class _ConvPlan:
     tap_ptr: npt.NDArray[np.int64]  # (P, pixels + 1) the conv's taps per band and input pixel (conv_band_taps)
     tap_dst: npt.NDArray[np.int64]
     tap_src: npt.NDArray[np.int64]
+    tap_len: npt.NDArray[np.int64]
     bands: npt.NDArray[np.int64]  # (P + 1,) output-pixel boundaries of the row bands a sample is cut into
     band_inputs: npt.NDArray[np.int64]  # (P, 2) input pixels [lo, hi) that reach each band
     fan: npt.NDArray[np.int64]  # (P, C_in * H_in * W_in) nonzero synapses from each input into each band
@@ -189,8 +190,8 @@ def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _C
                                          (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff))
     neuron = _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff, flat.narrow)
     band_taps = conv_band_taps((tap_ptr, tap_out, tap_k), in_shape[1] * in_shape[2], bands, c_out,
-                               c_out // layer.groups)
-    scatter = scatter_weight(w, layer.groups)
+                               c_out // layer.groups, w.shape[3], layer.stride[1])
+    scatter = scatter_weight(w, layer.groups, layer.stride[1])
     if int(np.abs(w).reshape(c_out, -1).sum(axis=1).max(initial=0)) < 2**15:  # no sum leaves int16
         scatter = scatter.astype(np.int16)
     return _ConvPlan(scatter, *band_taps, bands, band_inputs, fan,
@@ -453,7 +454,8 @@ def _simulate(
             n_parts = 1 if depth_first else _parts(batch, layer.shape[1])  # bands of output rows
             cplan = _plan_conv(layer, tuple(prev.shape[2:]), n_parts)
             run = _layer_run(conv_lif_layer, n_parts, spikes_out(shape), shape, cplan.neuron, reset(), record_state,
-                             prev, cplan.scatter_weight, cplan.tap_ptr, cplan.tap_dst, cplan.tap_src, layer.groups,
+                             prev, cplan.scatter_weight, cplan.tap_ptr, cplan.tap_dst, cplan.tap_src, cplan.tap_len,
+                             layer.groups,
                              cplan.bands, cplan.band_inputs, cplan.fan, cplan.all_active, C.CONV_ACC_BITS)
         if run is not None:
             prev = run.spikes.reshape(batch, steps, *shape)

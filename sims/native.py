@@ -5,8 +5,9 @@ The simulator runs layer by layer. Each layer is one compiled kernel (see
 the kernel column or weight row of each presynaptic spike into a small
 accumulator that stays in cache, runs the CUBA-LIF neurons on it, and writes
 the spikes straight into the result array. Samples run in parallel threads.
-Sums are integer and exact (int32 wrapping for conv, as Lava's 24-bit wrap
-needs; int64 for dense).
+Sums are integer and exact (conv: int16 where no output's sum can leave it,
+else int32 wrapping, as Lava's 24-bit wrap needs; dense: int32 where no sum can
+leave it, else int64); the neurons run in int32 arithmetic.
 
 Timing is Lava's (reference section 8): a synapse delivers at step k what its
 input spiked at step k-1, every layer integrates a bias-only step at k = 0, and

@@ -209,8 +209,14 @@ def _parts(batch: int, units: int) -> int:
     return max(1, min(sim_threads() // batch, units))
 
 
-#: Spike bytes per sample above which batches run depth-first (about a core's L2 cache).
+#: Spike bytes per sample above which batches run depth-first (one sample through every layer) ...
 _DEPTH_FIRST_BYTES = 256 * 1024
+
+#: ... and at most this many: beyond a core's L2 cache depth-first no longer keeps a sample's spikes
+#: there, and switching layers per sample evicts each layer's constants (as large as its spikes):
+#: on Intel's PilotNet (2.5 MB per sample) layer by layer ran ~5 % faster at batch 64 (median of
+#: 16 alternating 1 s runs each, 2 threads; in 11 of the 16 pairs).
+_DEPTH_FIRST_MAX_BYTES = 1 << 20
 
 #: One spare block of spike memory, reused by the next call once no result refers to it any more.
 #: Fresh memory costs page faults (and huge-page compaction) inside the kernels: on a 2-core machine
@@ -400,10 +406,11 @@ def _simulate(
     sizes = [int(np.prod(l.out_shape)) for l in net.layers
              if isinstance(l, (Dense, Conv)) or (isinstance(l, InputLayer) and l.neuron is not None)]
     # Batches at least as large as the thread count go depth-first, one sample through every layer,
-    # when a sample's spikes would fall out of the core's cache between layers (else the per-call
-    # cost of a kernel per sample and layer dominates); smaller batches go layer by layer, each
-    # layer cut into parts (conv: bands of rows) across the threads.
-    depth_first = batch >= sim_threads() and steps * sum(sizes) > _DEPTH_FIRST_BYTES
+    # when a sample's spikes would fall out of the core's cache between layers but fit its L2 (below,
+    # the per-call cost of a kernel per sample and layer dominates; above, the layers' constants are
+    # evicted at every switch); otherwise layer by layer, each layer cut into parts (conv: bands of
+    # rows) across the threads when the batch is smaller than the thread count.
+    depth_first = batch >= sim_threads() and _DEPTH_FIRST_BYTES < steps * sum(sizes) <= _DEPTH_FIRST_MAX_BYTES
     # Every layer's spikes in one allocation: fresh memory costs page faults (and, with numpy's
     # huge-page advice, compaction) per allocation; one large block pays that once.
     arena = _take_block(batch * steps * sum(sizes))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 
 from export.examples import pilotnet_shaped_network
 from sims.native import simulate
@@ -30,3 +31,31 @@ def test_repeated_calls_with_other_biases_batches_and_kept_results() -> None:
         assert all(np.array_equal(g, w) for g, w in zip(got, want))
         # The first result, still referenced, was never overwritten by a later call.
         assert all(np.array_equal(a, b) for a, b in zip(first.spikes, kept))
+
+
+def test_depth_first_and_layer_by_layer_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both batch schedules (a sample through every layer per thread, or each layer over the batch)
+    give the same spikes, states and synaptic counts; the size thresholds only pick one."""
+    import sims.native as native
+    from export.examples import small_conv_network
+
+    net = small_conv_network(0)
+    x = np.random.default_rng(1).random((4, 7, *net.input_shape)) < 0.2
+    results = []
+    schedules: list[bool] = []
+    execute = native._execute
+
+    def spy(runs: list, batch: int, depth_first: bool) -> None:  # type: ignore[type-arg]
+        schedules.append(depth_first)
+        execute(runs, batch, depth_first)
+
+    monkeypatch.setattr(native, "_execute", spy)
+    for low, high in ((0, 1 << 40), (1 << 40, 1 << 41)):  # always depth-first, never
+        monkeypatch.setattr(native, "_DEPTH_FIRST_BYTES", low)
+        monkeypatch.setattr(native, "_DEPTH_FIRST_MAX_BYTES", high)
+        results.append(simulate(net, x, 11, record_state=True, reset_interval=5))
+    assert schedules == [True, False]
+    a, b = results
+    assert all(np.array_equal(s, t) for s, t in zip(a.spikes, b.spikes))
+    assert np.array_equal(a.synops, b.synops)
+    assert all((u is None and w is None) or np.array_equal(u, w) for u, w in zip(a.u, b.u))

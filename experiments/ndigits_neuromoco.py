@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from neuromoco.train.checkpoint import checkpoint_path
-from neuromoco.train.config import TrainConfig, load_config
+from neuromoco.train.config import TrainConfig, config_from_dict, load_config
 from neuromoco.train.trainer import SUMMARY_NAME, run_training
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -55,10 +55,7 @@ LINEAR = CONFIGS / "ndigits_loihinet_s_linear.toml"
 
 
 def _config(path: Path, out: Path, seed: int, **changes: dict[str, Any]) -> TrainConfig:
-    cfg = load_config(path, {"out": str(out), "seed": seed})
-    for section, values in changes.items():
-        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
-    return cfg
+    return config_from_dict(changes, base=load_config(path, {"out": str(out), "seed": seed}))
 
 
 def _run(cfg: TrainConfig) -> dict[str, Any]:

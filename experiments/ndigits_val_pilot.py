@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from neuromoco.train.config import TrainConfig, load_config
+from neuromoco.train.config import TrainConfig, config_from_dict, load_config
 from neuromoco.train.data import StageData, build_stage_data, dataset_labels, label_subset
 from neuromoco.train.trainer import run_training
 
@@ -92,15 +92,13 @@ def main() -> None:
         features(sys.argv[2:])
         return
     name, stage, *changes = sys.argv[1:]
-    cfg = load_config(CONFIGS / f"ndigits_loihinet_s_{stage}.toml", {"out": f"runs/pilot/{name}"})
-    for change in changes:
+    tables: dict[str, dict[str, Any]] = {"train": {"progress": False, "tensorboard": False}, "data": {"num_workers": 0}}
+    for change in changes:  # section.field=TOML-value, checked like a config file's
         key, value = change.split("=", 1)
         section, field = key.split(".")
-        parsed = tomllib.loads(f"x = {value}")["x"]
-        parsed = tuple(parsed) if isinstance(parsed, list) else parsed
-        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: parsed})})
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False, tensorboard=False),
-                              data=dataclasses.replace(cfg.data, num_workers=0))
+        tables.setdefault(section, {})[field] = tomllib.loads(f"x = {value}")["x"]
+    cfg = config_from_dict(tables, base=load_config(CONFIGS / f"ndigits_loihinet_s_{stage}.toml",
+                                                     {"out": f"runs/pilot/{name}"}))
     start = time.perf_counter()
     summary = run_training(cfg, val_split(cfg))
     print("RESULT", name, json.dumps(summary["final"]), f"wall={time.perf_counter() - start:.1f}s", flush=True)

@@ -99,65 +99,37 @@ def _decay32(x: Any, m: Any) -> Any:
 def _lif_frame(
     acc: npt.NDArray[Any], complement: bool, all_active: npt.NDArray[Any], have_input: bool,
     u: npt.NDArray[Any], v: npt.NDArray[Any], im: npt.NDArray[Any], vm: npt.NDArray[Any],
-    be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool, wrap_bits: int, fired: npt.NDArray[Any],
-    clear: bool,
+    be: npt.NDArray[Any], th: npt.NDArray[Any], wrap_bits: int, fired: npt.NDArray[Any], clear: bool,
 ) -> None:
     """One step of a whole layer: accumulator -> u, v, spikes, written in the accumulator's order.
 
-    Branch-free per neuron so that the loop vectorizes; the arithmetic is :func:`sims.kernels.lif_step`'s.
-    ``u`` and ``v`` are int32 (their values never leave 24 bits). With ``narrow`` (int32 constants,
-    decay factors in [0, 4096]) every operation is int32, the wrap-arounds native (twice the vector
-    lanes of the int64 form, 1.5x faster); otherwise int64 with the int32 wrap made explicit.
-    ``wrap_bits`` is the accumulator's width (its sums wrap to it first; 0: no wrap besides int32's).
-    With ``clear``, the accumulator is zeroed as it is read (cheaper than a pass of its own).
+    Branch-free per neuron so that the loop vectorizes; the arithmetic is :func:`sims.kernels.lif_step`'s,
+    every operation in int32 with the wrap-arounds native (twice the vector lanes of int64: 1.5x
+    faster). That needs int32 constants, decay factors in [0, 4096] and |u| <= 2**23, which every
+    network the IR accepts gives (:func:`sims.native._neuron_plan` checks the first two; ``u`` is only
+    ever written wrapped to 24 bits). ``wrap_bits`` is the accumulator's width (its sums wrap to it
+    first; 0: no wrap besides int32's). With ``clear``, the accumulator is zeroed as it is read
+    (cheaper than a pass of its own).
     """
     n = u.shape[0]
-    half = (1 << (wrap_bits - 1)) if wrap_bits > 0 else 0
-    mask = ((1 << wrap_bits) - 1) if wrap_bits > 0 else 0
     shift = _I32(32 - wrap_bits) if wrap_bits > 0 else _I32(0)
-    if narrow:
-        for i in range(n):
-            if have_input:
-                x = _I32(all_active[i] - acc[i]) if complement else _I32(acc[i])
-                if clear:
-                    acc[i] = 0
-            else:
-                x = _I32(0)
-            if wrap_bits > 0:  # the accumulator's wrap: sign-extend from its top bit
-                x = _I32(_I32(x << shift) >> shift)
-            u1 = _I32(_decay32(u[i], im[i]) + _I32(x << _I32(6)))
-            u1 = _I32(u1 - _I32(16777216)) if u1 > _I32(8388608) else u1
-            u1 = _I32(u1 + _I32(16777216)) if u1 <= _I32(-8388608) else u1
-            v1 = _I32(_I32(_decay32(v[i], vm[i]) + u1) + be[i])
-            v1 = min(max(v1, _I32(-8388607)), _I32(8388607))
-            f = v1 > th[i]
-            u[i] = u1
-            v[i] = _I32(0) if f else v1
-            fired[i] = f
-        return
     for i in range(n):
         if have_input:
-            x = int(all_active[i]) - int(acc[i]) if complement else int(acc[i])
+            x = _I32(all_active[i] - acc[i]) if complement else _I32(acc[i])
             if clear:
                 acc[i] = 0
         else:
-            x = 0
-        if wrap_bits > 0:
-            x = ((x + half) & mask) - half
-        x = ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
-        xs = (((x << 6) + 2147483648) & 0xFFFFFFFF) - 2147483648
-        pu = int(u[i]) * int(im[i])
-        du = pu >> 12 if pu >= 0 else -((-pu) >> 12)
-        u1 = ((du + xs + 2147483648) & 0xFFFFFFFF) - 2147483648
-        u1 = u1 - 16777216 if u1 > 8388608 else u1
-        u1 = u1 + 16777216 if u1 <= -8388608 else u1
-        pv = int(v[i]) * int(vm[i])
-        dv = pv >> 12 if pv >= 0 else -((-pv) >> 12)
-        v1 = ((dv + u1 + int(be[i]) + 2147483648) & 0xFFFFFFFF) - 2147483648
-        v1 = min(max(v1, -8388607), 8388607)
+            x = _I32(0)
+        if wrap_bits > 0:  # the accumulator's wrap: sign-extend from its top bit
+            x = _I32(_I32(x << shift) >> shift)
+        u1 = _I32(_decay32(u[i], im[i]) + _I32(x << _I32(6)))
+        u1 = _I32(u1 - _I32(16777216)) if u1 > _I32(8388608) else u1
+        u1 = _I32(u1 + _I32(16777216)) if u1 <= _I32(-8388608) else u1
+        v1 = _I32(_I32(_decay32(v[i], vm[i]) + u1) + be[i])
+        v1 = min(max(v1, _I32(-8388607)), _I32(8388607))
         f = v1 > th[i]
         u[i] = u1
-        v[i] = 0 if f else v1
+        v[i] = _I32(0) if f else v1
         fired[i] = f
 
 
@@ -183,7 +155,7 @@ def _gather(frame: npt.NDArray[Any], lo: int, hi: int, want: bool, events: npt.N
 @njit(cache=True, nogil=True)
 def input_lif_layer(
     item_start: int, item_stop: int, x: npt.NDArray[Any], n_parts: int,
-    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool,
+    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any],
     reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any],
     record: bool, synops: npt.NDArray[Any],
 ) -> None:
@@ -215,9 +187,9 @@ def input_lif_layer(
             out = spikes[b, k, lo:hi]
             if k < t_in:
                 xin = x[b, k, lo:hi]
-                _lif_frame(xin, False, xin, True, u, v, p_im, p_vm, p_be, p_th, narrow, 0, out, False)
+                _lif_frame(xin, False, xin, True, u, v, p_im, p_vm, p_be, p_th, 0, out, False)
             else:  # past the input's T: no input
-                _lif_frame(zero, False, zero, False, u, v, p_im, p_vm, p_be, p_th, narrow, 0, out, False)
+                _lif_frame(zero, False, zero, False, u, v, p_im, p_vm, p_be, p_th, 0, out, False)
             if record:
                 u_rec[b, k, lo:hi] = u
                 v_rec[b, k, lo:hi] = v
@@ -230,7 +202,7 @@ def conv_lif_layer(
     groups: int,
     bands: npt.NDArray[Any], band_inputs: npt.NDArray[Any], fan: npt.NDArray[Any], all_active: npt.NDArray[Any],
     acc_wrap_bits: int,
-    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any], narrow: bool,
+    im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any], th: npt.NDArray[Any],
     reset: npt.NDArray[Any],
     spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any], v_rec: npt.NDArray[Any], record: bool,
     synops: npt.NDArray[Any],
@@ -339,7 +311,7 @@ def conv_lif_layer(
                             for j in range(np.uint64(tap_len[e])):
                                 p_acc[base + j] += w_flat[src + j]
                 delivered += fan_all - fan_ev if complement else fan_ev
-            _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, narrow, acc_wrap_bits,
+            _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, acc_wrap_bits,
                        p_fired, True)
             out = spikes[b, k]
             # Channels-last -> C, H, W: sequential writes, strided reads from the cached frame.
@@ -362,7 +334,7 @@ def conv_lif_layer(
 def dense_lif_layer(
     b_start: int, b_stop: int, s: npt.NDArray[Any], w_t: npt.NDArray[Any], delays: npt.NDArray[Any],
     weight_exp: int, fan: npt.NDArray[Any], im: npt.NDArray[Any], vm: npt.NDArray[Any], be: npt.NDArray[Any],
-    th: npt.NDArray[Any], narrow: bool, reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any],
+    th: npt.NDArray[Any], reset: npt.NDArray[Any], spikes: npt.NDArray[Any], u_rec: npt.NDArray[Any],
     v_rec: npt.NDArray[Any], record: bool, synops: npt.NDArray[Any],
 ) -> None:
     """Event-driven dense synapse (with per-synapse delays) fused with its CUBA-LIF neurons.
@@ -416,7 +388,7 @@ def dense_lif_layer(
                     for o in range(n):
                         acc[o] += part[o]
             out = spikes[b, k]
-            _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, narrow, 0, out, False)
+            _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, 0, out, False)
             if record:
                 u_rec[b, k] = u
                 v_rec[b, k] = v

@@ -51,13 +51,12 @@ from sims.result import SimResult
 
 @dataclass(frozen=True)
 class _NeuronPlan:
-    """Flat (N,) constants of one neuron layer for the compiled loop, int32 where they fit, else int64."""
+    """Flat (N,) int32 constants of one neuron layer for the compiled loop."""
 
-    i_mult: npt.NDArray[np.signedinteger[Any]]
-    v_mult: npt.NDArray[np.signedinteger[Any]]
-    bias_eff: npt.NDArray[np.signedinteger[Any]]
-    vth_eff: npt.NDArray[np.signedinteger[Any]]
-    narrow: bool  # int32 constants and decay factors in [0, 4096]: the neurons run in int32 arithmetic
+    i_mult: npt.NDArray[np.int32]
+    v_mult: npt.NDArray[np.int32]
+    bias_eff: npt.NDArray[np.int32]
+    vth_eff: npt.NDArray[np.int32]
 
 
 def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[int, ...]) -> _NeuronPlan:
@@ -69,13 +68,14 @@ def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[in
         expand_param(b, shape),
         expand_param(np.asarray(neuron.v_th_mant, np.int64) << C.VTH_SHIFT, shape),
     )
-    # int32 where every constant fits (always, for values netx can hold): half the memory traffic.
-    narrow = all(p.size == 0 or (p.min() >= -(2**31) and p.max() < 2**31) for p in params)
-    if narrow:
-        params = tuple(p.astype(np.int32) for p in params)
-    narrow = narrow and all(p.size == 0 or (p.min() >= 0 and p.max() <= C.DECAY_UNITY) for p in params[:2])
-    i_mult, v_mult, bias_eff, vth_eff = params
-    return _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff, narrow)
+    # The compiled neurons compute in int32 (sims.jit_kernels._lif_frame): every constant must fit,
+    # the decay factors lie in [0, 4096]. The IR's ranges guarantee both; checked here all the same.
+    if not all(p.size == 0 or (p.min() >= -(2**31) and p.max() < 2**31) for p in params) or not all(
+        p.size == 0 or (p.min() >= 0 and p.max() <= C.DECAY_UNITY) for p in params[:2]
+    ):
+        raise SimulationError("neuron constants outside the ranges of the IR (decays 0..4096, 17-bit threshold)")
+    i_mult, v_mult, bias_eff, vth_eff = (p.astype(np.int32) for p in params)
+    return _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff)
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _C
     flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape))
     i_mult, v_mult, bias_eff, vth_eff = (_channels_last(p.reshape(layer.shape)) for p in
                                          (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff))
-    neuron = _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff, flat.narrow)
+    neuron = _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff)
     band_taps = conv_band_taps((tap_ptr, tap_out, tap_k), in_shape[1] * in_shape[2], bands, c_out,
                                c_out // layer.groups, w.shape[3], layer.stride[1])
     scatter = scatter_weight(w, layer.groups, layer.stride[1])
@@ -266,7 +266,7 @@ def _layer_run(
     rec = (batch, steps, n) if record_state else (1, 1, 1)
     u_rec = np.empty(rec, dtype=np.int32)
     v_rec = np.empty(rec, dtype=np.int32)
-    args = (*synapse, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, plan.narrow, reset, spikes, u_rec, v_rec,
+    args = (*synapse, plan.i_mult, plan.v_mult, plan.bias_eff, plan.vth_eff, reset, spikes, u_rec, v_rec,
             record_state, synops)
     return _LayerRun(kernel, parts, args, spikes, synops, u_rec if record_state else None,
                      v_rec if record_state else None)

@@ -59,7 +59,8 @@ def check_writable(out: Path, flag: str) -> None:
         raise ConfigError(f"{flag} {out}: cannot write into {out.parent} ({exc.strerror or exc})") from None
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse ``type`` for counts: an int > 0, else a one-line usage error."""
     try:
         value = int(text)
     except ValueError:
@@ -425,10 +426,10 @@ def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run a netx file on spike input (native or Lava)")
     p.add_argument("model", help="netx .net file")
     p.add_argument("--input", required=True, help="SPIKES.npy, (T, *input_shape) or (B, T, *input_shape)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="steps to run (default: T + one per layer)")
+    p.add_argument("--steps", type=positive_int, default=None, help="steps to run (default: T + one per layer)")
     p.add_argument("--backend", choices=("native", "lava"), default="native")
     p.add_argument("--out", required=True, help="RESULT.npz")
-    p.add_argument("--reset-interval", type=_positive_int, default=None, help="Lava LIFReset interval")
+    p.add_argument("--reset-interval", type=positive_int, default=None, help="Lava LIFReset interval")
     p.add_argument("--reset-offset", type=int, default=0, help="Lava LIFReset offset")
     p.add_argument("--energy", default=None, help="energy table: loihi, cmos45nm, or a TABLE.toml")
     p.set_defaults(func=_cmd_simulate)
@@ -443,7 +444,7 @@ def build_parser(plugged: Sequence[object] = ()) -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="float vs fixed point vs Lava on the test split, report and plots")
     p.add_argument("run", help="run folder or checkpoint file")
-    p.add_argument("--samples", type=_positive_int, default=None, help="test samples (default: all)")
+    p.add_argument("--samples", type=positive_int, default=None, help="test samples (default: all)")
     p.add_argument("--backend", choices=("native", "lava"), default="native",
                    help="native: all samples natively, --lava-samples in Lava; lava: all in both")
     p.add_argument("--lava-samples", type=_non_negative_int, default=2, help="samples also run in Lava")

@@ -13,6 +13,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from neuromoco.cli import positive_int
+
 
 def _fraction(text: str) -> float:
     try:
@@ -21,16 +23,6 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
@@ -49,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--resume", action="store_true", default=None, help="[train] resume from <out>/checkpoints/last.pt")
     p.add_argument("--model", help="[model] name (loihinet_s, loihinet_m, sew_resnet18, spikformer_2_256)")
     p.add_argument("--label-fraction", dest="label_fraction", type=_fraction, help="[train] label_fraction")
-    p.add_argument("--epochs", type=_positive, help="[train] epochs")
+    p.add_argument("--epochs", type=positive_int, help="[train] epochs")
     p.add_argument("--seed", type=int, help="[train] seed")
     p.add_argument("--init", help="[train] init: pre-training run folder or checkpoint to start from")
     p.add_argument("--neuron", choices=("lif", "adaptive"),

@@ -5,6 +5,7 @@ Arms (each a normal ``nmoco train`` run folder under ``--out``/s<seed>/):
     pre_mix, pre_info        pre-training with MixInfoNCE (λ = --lambda) and InfoNCE
     pre_mix_l<λ>             extra pre-trainings for the λ ablation (--ablate-lambdas)
     scratch_10, scratch_100  supervised from scratch with 10 % / 100 % of the labels
+    scratch_2, scratch_5 ... the same arms at 2 % and 5 % of the labels (``--fractions 2 5``)
     mix_10, mix_100          fine-tuning from pre_mix
     info_10, info_100        fine-tuning from pre_info
     lin_mix, lin_info        linear probe on the frozen pre-trained encoders
@@ -75,6 +76,9 @@ def _run(cfg: TrainConfig) -> dict[str, Any]:
 #: Arms grouped by the pre-training they depend on; each group can run in its own process.
 GROUPS = ("mix", "info", "scratch", "ablation", "random")
 
+#: Label percentages below 10 % that ``--fractions`` offers (fine-tuned for ``--finetune-epochs-few`` epochs).
+FEW_LABELS = ("2", "5")
+
 #: Learning rate of ``bn_random``: Adam moves a weight by about lr per step, so nothing but the batch-norm
 #: running statistics (updated by the train-mode forwards) changes.
 BN_ONLY_LR = 1e-12
@@ -94,7 +98,10 @@ def run_seed(root: Path, seed: int, args: argparse.Namespace) -> dict[str, dict[
         return cfg.run_dir
 
     def finetune(name: str, fraction: float, init: Path | None) -> None:
-        epochs = args.finetune_epochs_10 if fraction < 1.0 else args.finetune_epochs_100
+        if fraction >= 1.0:
+            epochs = args.finetune_epochs_100
+        else:
+            epochs = args.finetune_epochs_10 if fraction >= 0.1 else args.finetune_epochs_few
         cfg = _config(FINETUNE, base / name, seed,
                       train={"label_fraction": fraction, "init": str(init or ""), "epochs": epochs, **quiet}, **data)
         results[name] = _run(cfg)
@@ -116,9 +123,8 @@ def run_seed(root: Path, seed: int, args: argparse.Namespace) -> dict[str, dict[
     groups = set(args.groups)
     pre_mix = pretrain("pre_mix", "mixinfonce", args.mix_lambda) if "mix" in groups else None
     pre_info = pretrain("pre_info", "infonce", args.mix_lambda) if "info" in groups else None
-    for fraction, tag in ((0.1, "10"), (1.0, "100")):
-        if tag not in args.fractions:
-            continue
+    for tag in sorted(args.fractions, key=int):
+        fraction = int(tag) / 100
         if "scratch" in groups:
             finetune(f"scratch_{tag}", fraction, None)
         if pre_mix is not None:
@@ -151,7 +157,12 @@ def _finished(folder: Path) -> dict[str, dict[str, Any]]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(folder.glob(f"*/{SUMMARY_NAME}"))}
 
 
-ROWS = (
+ROWS = tuple(
+    (f"{label}, {tag} % labels", f"{arm}_{tag}", "test_top1")
+    for tag in FEW_LABELS
+    for label, arm in (("supervised from scratch", "scratch"), ("NeuroMoCo (MixInfoNCE) + fine-tune", "mix"),
+                       ("NeuroMoCo (InfoNCE) + fine-tune", "info"))
+) + (
     ("supervised from scratch, 10 % labels", "scratch_10", "test_top1"),
     ("NeuroMoCo (MixInfoNCE) + fine-tune, 10 % labels", "mix_10", "test_top1"),
     ("NeuroMoCo (InfoNCE) + fine-tune, 10 % labels", "info_10", "test_top1"),
@@ -203,8 +214,11 @@ def main() -> None:
                         help="also run LP-FT arms lpft_mix_*, lpft_info_*: the classifier alone on the frozen "
                              "pre-trained encoder for this many epochs (arm lp_<arm>, the linear recipe, the same "
                              "labels), then the fine-tuning; 0 (default): no such arms")
-    parser.add_argument("--fractions", nargs="+", choices=("10", "100"), default=["10", "100"],
-                        help="label percentages of the scratch_*, mix_* and info_* arms (default both)")
+    parser.add_argument("--finetune-epochs-few", type=int, default=250,
+                        help="epochs over a 2 %% or 5 %% subset (30 or 79 samples: 1-2 steps an epoch, so about "
+                             "as many steps as 100 epochs of the 10 %% subset)")
+    parser.add_argument("--fractions", nargs="+", choices=(*FEW_LABELS, "10", "100"), default=["10", "100"],
+                        help="label percentages of the scratch_*, mix_* and info_* arms (default 10 and 100)")
     parser.add_argument("--bn-epochs", type=int, default=3,
                         help="epochs of bn_random (batch-norm statistics only; momentum 0.1, 22 steps an epoch)")
     parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),

@@ -106,9 +106,7 @@ _PLANS: "weakref.WeakKeyDictionary[Layer, dict[tuple[Any, ...], Any]]" = weakref
 
 
 def _cached(layer: Layer, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-    per_layer = _PLANS.get(layer)
-    if per_layer is None:
-        per_layer = _PLANS[layer] = {}
+    per_layer = _PLANS.setdefault(layer, {})
     if key not in per_layer:
         per_layer[key] = build()
     return per_layer[key]
@@ -117,9 +115,7 @@ def _cached(layer: Layer, key: tuple[Any, ...], build: Callable[[], Any]) -> Any
 def _input_plan(layer: InputLayer, bias: npt.NDArray[np.int64] | None, shape: tuple[int, ...]) -> _NeuronPlan:
     """The input neurons' constants; the last ``input_bias`` is remembered, as runs often repeat it."""
     assert layer.neuron is not None
-    per_layer = _PLANS.get(layer)
-    if per_layer is None:
-        per_layer = _PLANS[layer] = {}
+    per_layer = _PLANS.setdefault(layer, {})
     last = per_layer.get(("input", shape))
     if last is not None and (last[0] is None) == (bias is None) and (bias is None or np.array_equal(last[0], bias)):
         plan: _NeuronPlan = last[1]

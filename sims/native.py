@@ -59,7 +59,7 @@ class _NeuronPlan:
     vth_eff: npt.NDArray[np.int32]
 
 
-def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[int, ...]) -> _NeuronPlan:
+def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[int, ...], where: str) -> _NeuronPlan:
     # Lava keeps bias_mant as int16 and shifts it by bias_exp = 6 in int32.
     b = np.zeros((), np.int64) if bias is None else np.asarray(bias).astype(np.int16).astype(np.int64) << C.BIAS_EXP
     params: tuple[npt.NDArray[np.signedinteger[Any]], ...] = (
@@ -73,7 +73,8 @@ def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[in
     if not all(p.size == 0 or (p.min() >= -(2**31) and p.max() < 2**31) for p in params) or not all(
         p.size == 0 or (p.min() >= 0 and p.max() <= C.DECAY_UNITY) for p in params[:2]
     ):
-        raise SimulationError("neuron constants outside the ranges of the IR (decays 0..4096, 17-bit threshold)")
+        raise SimulationError(f"{where}: neuron constants outside the ranges of the IR (decays 0..4096, "
+                              "17-bit threshold)")
     i_mult, v_mult, bias_eff, vth_eff = (p.astype(np.int32) for p in params)
     return _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff)
 
@@ -112,7 +113,8 @@ def _cached(layer: Layer, key: tuple[Any, ...], build: Callable[[], Any]) -> Any
     return per_layer[key]
 
 
-def _input_plan(layer: InputLayer, bias: npt.NDArray[np.int64] | None, shape: tuple[int, ...]) -> _NeuronPlan:
+def _input_plan(layer: InputLayer, bias: npt.NDArray[np.int64] | None, shape: tuple[int, ...],
+                where: str) -> _NeuronPlan:
     """The input neurons' constants; the last ``input_bias`` is remembered, as runs often repeat it."""
     assert layer.neuron is not None
     per_layer = _PLANS.setdefault(layer, {})
@@ -120,7 +122,7 @@ def _input_plan(layer: InputLayer, bias: npt.NDArray[np.int64] | None, shape: tu
     if last is not None and (last[0] is None) == (bias is None) and (bias is None or np.array_equal(last[0], bias)):
         plan: _NeuronPlan = last[1]
         return plan
-    plan = _neuron_plan(layer.neuron, bias, shape)
+    plan = _neuron_plan(layer.neuron, bias, shape, where)
     per_layer[("input", shape)] = (None if bias is None else bias.copy(), plan)
     return plan
 
@@ -152,7 +154,7 @@ def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
     stack = np.stack([np.where(delays_arr == d, eff, 0).T for d in delays]).astype(np.int64)
     if int(np.abs(stack).sum(axis=1).max(initial=0)) < 2**31:  # no sum of these weights leaves int32
         stack = stack.astype(np.int32)
-    neuron = _neuron_plan(layer.neuron or default_dense_neuron(), layer.bias, tuple(layer.out_shape))
+    neuron = _neuron_plan(layer.neuron or default_dense_neuron(), layer.bias, tuple(layer.out_shape), where)
     fan = np.zeros((len(delays), eff.shape[1]), dtype=np.int64)
     for d, per_input in dense_fanout(layer):
         fan[int(np.searchsorted(delays, d))] = per_input
@@ -182,7 +184,7 @@ def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _C
         fan[q] = conv_fanout(layer, in_shape, rows=(int(rows[q]), int(rows[q + 1]))).reshape(-1)
     if layer.neuron is None:
         raise SimulationError(f"{layer.name}: a conv layer needs a neuron (netx has no synapse-only layers)")
-    flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape))
+    flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape), layer.name)
     i_mult, v_mult, bias_eff, vth_eff = (_channels_last(p.reshape(layer.shape)) for p in
                                          (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff))
     neuron = _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff)
@@ -441,7 +443,7 @@ def _simulate(
                     bias = np.asarray(input_bias, dtype=np.int64)
                     if bias.shape not in ((), shape, (shape[0],)):
                         raise SimulationError(f"{where}: input_bias has shape {bias.shape}; expected {shape}")
-                plan = _input_plan(layer, bias, shape)
+                plan = _input_plan(layer, bias, shape, where)
                 x_flat = x.reshape(batch, x.shape[1], -1)  # a view where it can be: no copy of a large input
                 if x_flat.dtype.kind == "f" or x_flat.dtype.itemsize > 4 or x_flat.dtype == np.uint32:
                     x_flat = x_flat.astype(np.int64)  # integral and inside int32 (checked)

@@ -59,3 +59,22 @@ def test_depth_first_and_layer_by_layer_agree(monkeypatch: pytest.MonkeyPatch) -
     assert all(np.array_equal(s, t) for s, t in zip(a.spikes, b.spikes))
     assert np.array_equal(a.synops, b.synops)
     assert all((u is None and w is None) or np.array_equal(u, w) for u, w in zip(a.u, b.u))
+
+
+@pytest.mark.parametrize("kind", ["Conv", "Dense"])
+def test_neuron_constants_outside_the_ir_name_the_layer(kind: str) -> None:
+    """The compiled neurons compute in int32 with decay factors in [0, 4096]; a neuron changed in
+    place after the IR checked it (the only way past those checks) is refused, naming its layer."""
+    from export.examples import small_conv_network
+    from export.ir import Conv, Dense
+    from hw_targets.errors import SimulationError
+
+    net = small_conv_network(0)
+    layer = next(l for l in net.layers if isinstance(l, Conv if kind == "Conv" else Dense) and l.neuron is not None)
+    assert layer.neuron is not None
+    decay = np.array(layer.neuron.i_decay, copy=True)
+    decay[...] = 5000  # above 4096: a negative decay factor
+    object.__setattr__(layer.neuron, "i_decay", decay)
+    x = np.zeros((1, 4, *net.input_shape), dtype=np.int32)
+    with pytest.raises(SimulationError, match=rf"{layer.name}.*neuron constants outside the ranges"):
+        simulate(net, x, 6)

@@ -25,6 +25,9 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
+from export.geometry import ConvGeometry
+from export import netx_dense
+from export.netx_dense import dense_weight_fault, dense_weight_range
 from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network
 from hw_targets import constants as C
 from hw_targets.base import Sourced, Target
@@ -96,48 +99,18 @@ def in_shapes(net: Network) -> list[tuple[int, ...]]:
     return shapes
 
 
-def _tap_positions(out_len: int, k: int, stride: int, pad: int, dil: int) -> Int64Array:
-    """(out_len, k): the input index kernel tap k of output position o reads (may lie in the padding)."""
-    return np.arange(out_len, dtype=np.int64)[:, None] * stride - pad + np.arange(k, dtype=np.int64)[None, :] * dil
-
-
-def _valid_taps(out_len: int, in_len: int, k: int, stride: int, pad: int, dil: int) -> npt.NDArray[np.bool_]:
-    """(out_len, k): whether kernel tap k of output position o lands inside the input."""
-    pos = _tap_positions(out_len, k, stride, pad, dil)
-    valid: npt.NDArray[np.bool_] = (pos >= 0) & (pos < in_len)
-    return valid
-
-
 def conv_fan_in(layer: Conv, in_shape: tuple[int, ...]) -> Int64Array:
     """Nonzero synapses into each output neuron, (C, H, W), borders and zero weights excluded."""
-    _, h_in, w_in = in_shape
-    _, h_out, w_out = layer.shape
-    k_h, k_w = layer.weight.shape[2:]
-    taps = np.count_nonzero(layer.weight, axis=1).astype(np.int64)  # (Cout, kH, kW)
-    valid_h = _valid_taps(h_out, h_in, k_h, layer.stride[0], layer.padding[0], layer.dilation[0]).astype(np.int64)
-    valid_w = _valid_taps(w_out, w_in, k_w, layer.stride[1], layer.padding[1], layer.dilation[1]).astype(np.int64)
-    return np.einsum("ckl,hk,wl->chw", taps, valid_h, valid_w)  # type: ignore[no-any-return]
+    taps = np.count_nonzero(layer.weight, axis=1)  # (Cout, kH, kW)
+    return ConvGeometry.of(layer, in_shape).output_sums(taps)
 
 
 def conv_input_axons(layer: Conv, in_shape: tuple[int, ...]) -> int:
     """Input neurons that reach at least one output neuron through a nonzero weight."""
-    _, h_in, w_in = in_shape
-    _, h_out, w_out = layer.shape
-    c_out, _, k_h, k_w = layer.weight.shape
-    groups, c_out_g = layer.groups, c_out // layer.groups
-    nonzero = np.asarray(layer.weight) != 0
+    geometry = ConvGeometry.of(layer, in_shape)
     # used[c, kh, kw]: input channel c feeds some output channel of its group through tap (kh, kw).
-    used = np.concatenate([nonzero[g * c_out_g:(g + 1) * c_out_g].any(axis=0) for g in range(groups)])
-    reach = []
-    for out_len, in_len, k, axis in ((h_out, h_in, k_h, 0), (w_out, w_in, k_w, 1)):
-        pos = _tap_positions(out_len, k, layer.stride[axis], layer.padding[axis], layer.dilation[axis])
-        valid = (pos >= 0) & (pos < in_len)
-        hit = np.zeros((k, in_len), dtype=np.int64)  # hit[tap, i]: tap reaches input i from some output
-        taps, outs = np.nonzero(valid.T)
-        hit[taps, pos[outs, taps]] = 1
-        reach.append(hit)
-    reached = np.einsum("ckl,kh,lw->chw", used.astype(np.int64), reach[0], reach[1])
-    return int(np.count_nonzero(reached))
+    used = geometry.per_input_channel(np.asarray(layer.weight) != 0) > 0
+    return int(np.count_nonzero(geometry.input_sums(used)))
 
 
 # ----------------------------------------------------------------------------- rules
@@ -160,28 +133,17 @@ def dense_weight_sign(net: Network, target: Target) -> list[Violation]:
     for i, layer in enumerate(net.layers):
         if not isinstance(layer, Dense):
             continue
-        wmax = int(layer.weight.max())
-        if wmax == 0 and int(layer.weight.min()) == 0:
+        fault = dense_weight_fault(layer.weight)
+        if fault == netx_dense.ZERO:
             out.append(_violation("dense_weight_sign", net, i,
                                   f"all weights are 0; the netx loader of target {target.name} crashes on it; "
                                   "remove the layer or retrain"))
-        elif wmax <= 0:
+        elif fault == netx_dense.NON_POSITIVE:
             out.append(_violation("dense_weight_sign", net, i,
-                                  f"largest weight is {wmax} <= 0; netx's weight-bit optimisation corrupts such a "
-                                  f"layer on target {target.name} (reference loihi_netx.md 6.1); "
+                                  f"largest weight is {int(layer.weight.max())} <= 0; netx's weight-bit optimisation "
+                                  f"corrupts such a layer on target {target.name} (reference loihi_netx.md 6.1); "
                                   "add one positive weight or retrain"))
     return out
-
-
-def dense_weight_range(weight: npt.NDArray[Any], bits: int) -> tuple[int, int, str]:
-    """The range netx keeps for dense weights with a ``bits``-bit mantissa, and its sign mode.
-
-    Mixed-sign weights keep [-2**bits, 2**bits - 2] (netx clips to [-256, 254] for
-    8 bits), all-non-negative ones [0, 2**bits - 1]; reference section 6.1.
-    """
-    if int(weight.min()) >= 0:
-        return 0, (1 << bits) - 1, "excitatory"
-    return -(1 << bits), (1 << bits) - 2, "mixed-sign"
 
 
 def conv_weight_exponent(weight: npt.NDArray[Any], bits: int, exp_min: int, exp_max: int) -> int | None:

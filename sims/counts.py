@@ -12,9 +12,8 @@ from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torch.nn.grad import conv2d_input
 
+from export.geometry import ConvGeometry
 from export.ir import Conv, Dense, Network
 
 
@@ -38,16 +37,10 @@ def conv_fanout(
 
 
 def _conv_fanout(layer: Conv, in_shape: tuple[int, ...], rows: tuple[int, int]) -> npt.NDArray[np.int64]:
-    # Counts stay far below 2**24, so float32 is exact here.
-    mask = torch.from_numpy((np.asarray(layer.weight) != 0).astype(np.float32))
-    ones = torch.zeros((1, *layer.shape), dtype=torch.float32)
-    ones[:, :, rows[0] : rows[1]] = 1
-    # The input gradient of the conv is the transposed conv at exactly the input's size (a plain
-    # conv_transpose2d cannot always infer that size, e.g. a 2-wide kernel with padding 1).
-    fan = conv2d_input([1, *in_shape], mask, ones, stride=layer.stride, padding=layer.padding,  # type: ignore[no-untyped-call]
-                       dilation=layer.dilation, groups=layer.groups)[0]
-    counts: npt.NDArray[np.int64] = fan.round().numpy().astype(np.int64)
-    return counts
+    geometry = ConvGeometry.of(layer, in_shape)
+    # per_tap[c_in, kh, kw]: nonzero weights from input channel c_in through tap (kh, kw), over its group.
+    per_tap = geometry.per_input_channel(np.asarray(layer.weight) != 0)
+    return geometry.input_sums(per_tap, rows)
 
 
 def dense_fanout(layer: Dense) -> list[tuple[int, npt.NDArray[np.int64]]]:

@@ -19,12 +19,16 @@ torch's OpenMP pool for the same cores: 10x slower.)"""
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
+
+from export.geometry import tap_outputs
+from hw_targets import constants as C
 
 def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
     """A scalar, per-channel or per-neuron parameter as a flat (N,) int64 array for ``shape``."""
@@ -53,14 +57,22 @@ def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int, stride_x: 
 
 
 _POOL: ThreadPoolExecutor | None = None
-_CPUS = os.cpu_count() or 1
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def sim_threads() -> int:
-    """Threads the simulator uses: torch's count (so both use the same cores), at most the CPUs."""
-    import torch
-
-    return max(1, min(torch.get_num_threads(), _CPUS))
+    """Threads the simulator uses: torch's count where torch is loaded (so both use the same cores),
+    else ``OMP_NUM_THREADS`` where set (torch's own default follows it), else the CPUs this process
+    may run on; never more than the CPUs. The native simulator does not import torch itself."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        wanted = int(torch.get_num_threads())
+    else:
+        try:
+            wanted = int(os.environ.get("OMP_NUM_THREADS", "") or _CPUS)
+        except ValueError:
+            wanted = _CPUS
+    return max(1, min(wanted, _CPUS))
 
 
 def split_run(kernel: Callable[..., None], total: int, *args: object) -> None:
@@ -84,6 +96,15 @@ def split_run(kernel: Callable[..., None], total: int, *args: object) -> None:
 
 _I32: Any = np.int32  # (Any: mypy would type every int32 expression below as numpy's)
 
+# The hardware constants, as module-level names: numba freezes globals into the compiled code as
+# literals, so naming them here costs nothing at run time.
+_DECAY_SHIFT: Final[int] = C.DECAY_SHIFT  # decays are 12-bit fractions
+_DECAY_LOW_MASK: Final[int] = C.DECAY_UNITY - 1  # the 12 bits below the decay shift
+_ACT_SHIFT: Final[int] = C.ACT_SHIFT  # synaptic input enters u shifted by 6
+_STATE_HALF: Final[int] = C.STATE_HALF  # u wraps into (-2**23, 2**23]
+_STATE_FULL: Final[int] = 2 * C.STATE_HALF
+_V_MAX: Final[int] = C.V_MAX  # v saturates at +-(2**23 - 1)
+
 
 @njit(inline="always")
 def _decay32(x: Any, m: Any) -> Any:
@@ -91,7 +112,8 @@ def _decay32(x: Any, m: Any) -> Any:
 
     The product needs 36 bits; split as x = 4096 a + b it is ``a m + (b m) >> 12``, both int32."""
     a = _I32(abs(x))
-    d = _I32(_I32(_I32(a >> _I32(12)) * m) + _I32(_I32(_I32(a & _I32(4095)) * m) >> _I32(12)))
+    d = _I32(_I32(_I32(a >> _I32(_DECAY_SHIFT)) * m)
+             + _I32(_I32(_I32(a & _I32(_DECAY_LOW_MASK)) * m) >> _I32(_DECAY_SHIFT)))
     return _I32(-d) if x < _I32(0) else d
 
 
@@ -122,11 +144,11 @@ def _lif_frame(
             x = _I32(0)
         if wrap_bits > 0:  # the accumulator's wrap: sign-extend from its top bit
             x = _I32(_I32(x << shift) >> shift)
-        u1 = _I32(_decay32(u[i], im[i]) + _I32(x << _I32(6)))
-        u1 = _I32(u1 - _I32(16777216)) if u1 > _I32(8388608) else u1
-        u1 = _I32(u1 + _I32(16777216)) if u1 <= _I32(-8388608) else u1
+        u1 = _I32(_decay32(u[i], im[i]) + _I32(x << _I32(_ACT_SHIFT)))
+        u1 = _I32(u1 - _I32(_STATE_FULL)) if u1 > _I32(_STATE_HALF) else u1
+        u1 = _I32(u1 + _I32(_STATE_FULL)) if u1 <= _I32(-_STATE_HALF) else u1
         v1 = _I32(_I32(_decay32(v[i], vm[i]) + u1) + be[i])
-        v1 = min(max(v1, _I32(-8388607)), _I32(8388607))
+        v1 = min(max(v1, _I32(-_V_MAX)), _I32(_V_MAX))
         f = v1 > th[i]
         u[i] = u1
         v[i] = _I32(0) if f else v1
@@ -405,11 +427,8 @@ def conv_taps(
     ``tap[e]`` for e in ``ptr[p]:ptr[p + 1]``; pixels row-major, taps ``ky * kW + kx``. Precomputing
     these takes the stride and padding tests, and their branch misses, out of the scatter loop.
     """
-    axes = []
-    for size_in, k, st, pad, dil, size_out in zip(in_hw, kernel, stride, padding, dilation, out_hw):
-        t = np.arange(size_in)[:, None] + pad - np.arange(k)[None, :] * dil  # (size_in, k)
-        o = t // st
-        axes.append(np.where((t >= 0) & (t % st == 0) & (o < size_out), o, -1))
+    axes = [tap_outputs(size_in, size_out, k, st, pad, dil)
+            for size_in, k, st, pad, dil, size_out in zip(in_hw, kernel, stride, padding, dilation, out_hw)]
     ys, xs = axes
     # (H_in, W_in, kH, kW): output pixel or -1
     oy = ys[:, None, :, None]

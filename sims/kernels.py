@@ -1,9 +1,13 @@
-"""Loihi fixed-point arithmetic as pure functions: the one definition.
+"""Loihi's CUBA-LIF step as pure torch functions: the readable reference.
 
-These functions reproduce Lava 0.10's ``PyLifModelBitAcc`` (fixed_pt) and the
-weight handling of lava-dl 0.6's netx dense loader bit for bit, including where
-Lava's numpy code wraps in int32. The native simulator calls them; the QAT
-layers are tested against them.
+These functions reproduce Lava 0.10's ``PyLifModelBitAcc`` (fixed_pt) bit for bit,
+including where Lava's numpy code wraps in int32. The integer step exists in
+three forms that all take their constants from :mod:`hw_targets.constants`: this
+reference, the compiled one the native simulator runs
+(:func:`sims.jit_kernels._lif_frame`) and the differentiable one QAT trains with
+(:func:`neuromoco.quant.ops.lif_step`). ``tests/test_lif_forms.py`` drives all
+three against one specification. netx's dense-weight handling lives in
+:mod:`export.netx_dense`.
 
 State tensors are ``torch.int32`` (Lava stores ``u`` and ``v`` as int32 holding
 24-bit values, so int32 sums wrap exactly as numpy's do); the decay product is
@@ -12,12 +16,8 @@ taken in int64 as Lava does.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import torch
 
 from hw_targets import constants as C
@@ -99,80 +99,7 @@ def lif_step(
     return u_new, v_new, s
 
 
-# ----------------------------------------------------------------------------- netx dense weights
-
-
-@dataclass(frozen=True)
-class DenseSynapse:
-    """What Lava's fixed_pt Dense computes from a netx ``weight`` matrix.
-
-    Per step ``a = (weight_eff @ s) >> -weight_exp`` (arithmetic, floor) or
-    ``<< weight_exp`` when ``weight_exp > 0``. For weight matrices with a
-    positive maximum inside netx's range this equals ``weight @ s`` exactly.
-    """
-
-    weight_eff: npt.NDArray[np.int64]
-    weight_exp: int
-    exact: bool  # True when a == weight @ s for every input
-
-
-def netx_dense_synapse(weight: npt.NDArray[np.integer[Any]]) -> DenseSynapse:
-    """Reproduce netx ``optimize_weight_bits`` and Lava's first-step clip and truncation.
-
-    Sources: lava-dl 0.6 ``netx/utils.py`` (optimize_weight_bits), Lava 0.10
-    ``proc/dense/models.py`` (``AbstractPyDenseModelBitAcc.run_spk``) and
-    ``utils/weightutils.py`` (``clip_weights``, ``truncate_weights``); reference
-    section 6.1.
-
-    Raises:
-        ZeroDivisionError/OverflowError: never; an all-zero matrix (which
-        crashes netx's loader) raises ValueError.
-    """
-    w = np.asarray(weight).astype(np.int64)
-    wmax, wmin = int(w.max()), int(w.min())
-    if wmax == 0 and wmin == 0:
-        raise ValueError("all-zero dense weights: netx's loader raises OverflowError on them")
-    # --- netx: clip mixed-sign weights that do not fit.
-    if (wmax > 254 and wmin < 0) or (wmin < -256 and wmax > 0):
-        w = np.clip(w, -256, 254)
-        wmax, wmin = int(w.max()), int(w.min())
-    if wmax < 0:
-        is_signed, scale = 0, -256 / wmin
-    elif wmin >= 0:
-        is_signed, scale = 0, 255 / wmax
-    else:
-        # netx divides numpy integers: 127 / 0 is inf there (max == 0 with negatives).
-        is_signed, scale = 1, min(127 / wmax if wmax else math.inf, -128 / wmin)
-    scale_bits = math.floor(math.log2(scale)) + is_signed
-    n = 8
-    while n > 0 and np.any(w % (1 << n)):
-        n -= 1
-    n -= is_signed
-    num_weight_bits = 8 - scale_bits - n
-    weight_exp = -scale_bits
-    if scale_bits >= 0:
-        shifted = w << scale_bits
-    else:  # numpy's left_shift by a negative count yields 0
-        shifted = np.zeros_like(w)
-    shifted = shifted.astype(np.int32).astype(np.int64)
-    # --- Lava Dense, first step: sign mode recomputed from the shifted weights.
-    if shifted.min() >= 0:
-        mode = "exc"
-    elif shifted.max() <= 0:
-        mode = "inh"
-    else:
-        mode = "mixed"
-    mixed = int(mode == "mixed")
-    x = -shifted if mode == "inh" else shifted
-    x = np.clip(x, -256 * mixed, 255)
-    t = 8 - num_weight_bits + mixed
-    x = (x >> t) << t if t >= 0 else np.zeros_like(x)
-    eff = -x if mode == "inh" else x
-    if weight_exp > 0:
-        exact = bool(np.array_equal(eff << weight_exp, np.asarray(weight, dtype=np.int64)))
-    else:
-        exact = bool(np.array_equal(eff, np.asarray(weight, dtype=np.int64) << (-weight_exp)))
-    return DenseSynapse(weight_eff=eff.astype(np.int64), weight_exp=int(weight_exp), exact=exact)
+# ----------------------------------------------------------------------------- dense synapse
 
 
 def apply_weight_exp(acc: torch.Tensor, weight_exp: int) -> torch.Tensor:

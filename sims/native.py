@@ -26,14 +26,13 @@ from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
 
+from export.geometry import ConvGeometry
 from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, default_dense_neuron
+from export.netx_dense import netx_dense_synapse
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError
 from sims.counts import conv_fanout, dense_fanout
-from sims.kernels import netx_dense_synapse
 from sims.jit_kernels import (
     conv_lif_layer,
     conv_band_taps,
@@ -163,11 +162,8 @@ def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
 
 def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _ConvPlan:
     w = np.asarray(layer.weight, dtype=np.int64)
-    ones = torch.ones((1, *in_shape), dtype=torch.float64)
-    full = F.conv2d(ones, torch.from_numpy(w).double(), stride=layer.stride, padding=layer.padding,
-                    dilation=layer.dilation, groups=layer.groups)[0]
-    # |sum| < 2**53 for any int32 weights and realistic fan-in, so float64 is exact; int32 wrap as the scatter does.
-    all_active = full.round().to(torch.int64).numpy().astype(np.int32)
+    # The sums of an all-active frame, exact in int64, then wrapped to int32 as the scatter's sums wrap.
+    all_active = ConvGeometry.of(layer, in_shape).output_sums(w.sum(axis=1)).astype(np.int32)
     c_out, h_out, w_out = layer.shape
     tap_ptr, tap_out, tap_k = conv_taps((in_shape[1], in_shape[2]), (w.shape[2], w.shape[3]), layer.stride,
                                         layer.padding, layer.dilation, (h_out, w_out))

@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from hw_targets import constants as C
-from sims.kernels import LifParams, apply_weight_exp, lif_step, netx_dense_synapse, wrap_signed
+from export.netx_dense import netx_dense_synapse
+from sims.kernels import LifParams, apply_weight_exp, lif_step, wrap_signed
 
 I32 = st.integers(-(2**31), 2**31 - 1)
 STATE = st.integers(-(2**23) + 1, 2**23)

@@ -1,0 +1,194 @@
+"""Write the IR as Lava/lava-dl netx HDF5 network files.
+
+The writer writes only files lava-dl 0.6's ``netx.hdf5.Network`` loads as
+intended (see ``../shared/reference/loihi_netx.md`` sections 2-4 and 10): it
+refuses, naming the layer, what netx would load wrongly (:func:`check_writable`),
+writes to a temporary name and renames. Each IR layer kind has one entry in
+:data:`LAYER_WRITERS`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from export import netx_dense
+from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network
+from export.netx_dense import dense_weight_fault
+from hw_targets import constants as C
+from hw_targets.errors import ExportError
+
+
+def check_writable(net: Network) -> None:
+    """Refuse what netx would load wrongly, before anything is written.
+
+    Raises:
+        ExportError: naming the layer: dense weights all zero (the loader crashes),
+            all <= 0 (netx's weight-bit handling corrupts them), or outside the
+            8-bit range netx keeps; biases that do not fit Lava's int16 ``bias_mant``.
+    """
+    for i, layer in enumerate(net.layers):
+        where = net.describe(i)
+        if isinstance(layer, Dense):
+            _check_dense_writable(layer, where)
+        bias = getattr(layer, "bias", None)
+        if isinstance(bias, np.ndarray) and bias.size:
+            if int(bias.min()) < C.BIAS_STORE_MIN or int(bias.max()) > C.BIAS_STORE_MAX:
+                raise ExportError(f"{where}: bias outside int16 would wrap in Lava's bias_mant")
+
+
+def _check_dense_writable(layer: Dense, where: str) -> None:
+    w = layer.weight
+    wmax, wmin = int(w.max()), int(w.min())
+    fault = dense_weight_fault(w)
+    if fault == netx_dense.ZERO:
+        raise ExportError(f"{where}: all weights are zero; netx's loader crashes on it (OverflowError). Remove the layer or retrain")
+    if fault == netx_dense.NON_POSITIVE:
+        raise ExportError(
+            f"{where}: every weight is <= 0; netx's weight-bit optimisation corrupts such a layer "
+            "(reference loihi_netx.md section 6.1). Add one positive weight or retrain"
+        )
+    if fault == netx_dense.MIXED_RANGE:
+        raise ExportError(
+            f"{where}: mixed-sign weights in [{wmin}, {wmax}] exceed netx's "
+            f"[{C.NETX_MIXED_WEIGHT_MIN}, {C.NETX_MIXED_WEIGHT_MAX}] and would be clipped; "
+            "re-quantize with an 8-bit mantissa"
+        )
+    if fault == netx_dense.EXCITATORY_RANGE:
+        raise ExportError(f"{where}: excitatory weights up to {wmax} exceed 255; netx corrupts them. Re-quantize")
+
+
+def _put_type(g: h5py.Group, key: str, value: str) -> None:
+    g.create_dataset(key, data=np.array([value.encode("ascii")], dtype="S10"))
+
+
+def _put_neuron(g: h5py.Group, n: CubaNeuron) -> None:
+    ng = g.create_group("neuron")
+    _put_type(ng, "type", n.kind)
+    ng.create_dataset("iDecay", data=np.asarray(n.i_decay, dtype=np.int32))
+    ng.create_dataset("vDecay", data=np.asarray(n.v_decay, dtype=np.int32))
+    ng.create_dataset("vThMant", data=np.asarray(n.v_th_mant, dtype=np.int32))
+    for key, value in n.extras:
+        if key == "messageBits":  # never written for CUBA: netx's run fails on it
+            continue
+        ng.create_dataset(key, data=value)
+
+
+def _write_input(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None:
+    assert isinstance(layer, InputLayer)
+    if layer.weight is not None:
+        g.create_dataset("weight", data=np.int64(layer.weight))
+    if layer.bias is not None:
+        g.create_dataset("bias", data=np.int64(layer.bias))
+    if layer.neuron is not None:
+        _put_neuron(g, layer.neuron)
+
+
+def _write_dense(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None:
+    assert isinstance(layer, Dense)
+    g.create_dataset("inFeatures", data=np.int64(layer.weight.shape[1]))
+    g.create_dataset("outFeatures", data=np.int64(layer.weight.shape[0]))
+    g.create_dataset("weight", data=layer.weight)
+    if layer.bias is not None:
+        g.create_dataset("bias", data=layer.bias)
+    if layer.delay is not None:
+        g.create_dataset("delay", data=layer.delay)
+    if layer.neuron is not None:
+        _put_neuron(g, layer.neuron)
+
+
+def _write_conv(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None:
+    assert isinstance(layer, Conv)
+    g.create_dataset("inChannels", data=np.int64(in_shape[0]))
+    g.create_dataset("outChannels", data=np.int64(layer.shape[0]))
+    g.create_dataset("kernelSize", data=np.asarray(layer.weight.shape[2:], dtype=np.int64))
+    g.create_dataset("weight", data=layer.weight)  # torch layout; netx flips it itself
+    g.create_dataset("stride", data=np.asarray(layer.stride, dtype=np.int64))
+    g.create_dataset("padding", data=np.asarray(layer.padding, dtype=np.int64))
+    g.create_dataset("dilation", data=np.asarray(layer.dilation, dtype=np.int64))
+    g.create_dataset("groups", data=np.int64(layer.groups))
+    if layer.bias is not None:
+        bias = layer.bias if layer.bias.ndim == 1 else layer.bias.transpose(2, 1, 0)  # netx: (W, H, C)
+        g.create_dataset("bias", data=np.ascontiguousarray(bias))
+    assert layer.neuron is not None
+    _put_neuron(g, layer.neuron)
+
+
+def _write_flatten(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None:
+    """A flatten layer is its type and shape only."""
+
+
+#: One writer per IR layer kind: ``writer(group, layer, in_shape)`` fills the layer's group after its
+#: ``type`` and ``shape``.
+LAYER_WRITERS: dict[str, Callable[[h5py.Group, Layer, tuple[int, ...]], None]] = {
+    "input": _write_input,
+    "dense": _write_dense,
+    "conv": _write_conv,
+    "flatten": _write_flatten,
+}
+
+
+def _write_layer(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None:
+    _put_type(g, "type", layer.kind)
+    g.create_dataset("shape", data=np.asarray(layer.shape, dtype=np.int64))
+    LAYER_WRITERS[layer.kind](g, layer, in_shape)
+
+
+def _default_mode() -> int:
+    """The permissions a new file gets under the current umask (mkstemp's are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
+    """Write ``net`` as a netx HDF5 file that lava-dl's ``netx.hdf5.Network`` loads.
+
+    The file is written to a temporary name and renamed, so an existing file is
+    never left half-written. A network whose first layer is not an input layer
+    with a neuron gets a shape-only ``input`` layer, so conv-first networks need
+    no ``input_shape`` argument in netx.
+
+    Raises:
+        ExportError: if a layer cannot be expressed (see :func:`check_writable`)
+            or the file cannot be written.
+    """
+    check_writable(net)
+    out = Path(path)
+    if not out.parent.exists():
+        raise ExportError(f"{out}: folder {out.parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".netx-", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write into {out.parent} ({exc.strerror})") from None
+    os.close(fd)
+    try:
+        os.chmod(tmp, _default_mode())
+        with h5py.File(tmp, "w") as f:
+            lg = f.create_group("layer")
+            offset = 0
+            if not isinstance(net.layers[0], InputLayer):
+                g = lg.create_group("0")
+                _put_type(g, "type", "input")
+                g.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
+                offset = 1
+            shape = net.input_shape
+            for i, layer in enumerate(net.layers):
+                _write_layer(lg.create_group(str(i + offset)), layer, shape)
+                shape = layer.out_shape
+            if net.simulation:
+                sg = f.create_group("simulation")
+                for key, value in net.simulation:
+                    sg.create_dataset(key, data=value)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write ({exc})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

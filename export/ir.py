@@ -11,8 +11,8 @@ are numpy ``int32``. Neuron parameters are integers in Loihi units (decays in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Union
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +59,16 @@ def _check_range(arr: IntArray, lo: int, hi: int, where: str, field_name: str) -
         )
 
 
+def _normalize(obj: object, **fields: Any) -> None:
+    """Store validated, normalized field values (int32 arrays, int pairs) on a frozen IR object.
+
+    The IR's dataclasses are frozen so that nothing changes them after validation; validation
+    itself is the one place that writes, and only the normalized form of what was given.
+    """
+    for name, value in fields.items():
+        object.__setattr__(obj, name, value)
+
+
 def _pair(value: Any, where: str, field_name: str) -> tuple[int, int]:
     arr = np.asarray(value).reshape(-1)
     if arr.size == 1:
@@ -103,9 +113,9 @@ class CubaNeuron:
         Raises:
             IRError: naming ``where`` and the field.
         """
-        for name, hi in (("i_decay", C.DECAY_MAX), ("v_decay", C.DECAY_MAX), ("v_th_mant", 1 << 17)):
+        for name, hi in (("i_decay", C.DECAY_MAX), ("v_decay", C.DECAY_MAX), ("v_th_mant", C.VTH_MANT_IR_MAX)):
             arr = _as_int_array(getattr(self, name), where, name)
-            object.__setattr__(self, name, arr)
+            _normalize(self, **{name: arr})
             if arr.ndim > 1:
                 raise IRError(f"{where}: field '{name}' must be a scalar or one value per channel")
             if channels is not None and arr.ndim == 1 and arr.shape[0] != channels:
@@ -147,10 +157,28 @@ class InputLayer:
     weight: int | None = None
     bias: int | None = None
     kind: str = field(default="input", init=False)
+    #: Whether the layer is a synapse (one step of latency, synaptic events counted).
+    synaptic: ClassVar[bool] = False
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         return self.shape
+
+    @property
+    def has_neurons(self) -> bool:
+        """Whether Lava builds neurons for the layer (only an input layer with a neuron)."""
+        return self.neuron is not None
+
+    def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
+        """Validate against the shape flowing in (None: the layer comes first).
+
+        Raises:
+            IRError: naming ``where`` and the field.
+        """
+        if in_shape is not None:
+            raise IRError(f"{where}: an input layer may only come first")
+        if self.neuron is not None:
+            self.neuron.validate(where, self.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,10 +199,40 @@ class Dense:
     neuron: CubaNeuron | None = None
     delay: IntArray | None = None
     kind: str = field(default="dense", init=False)
+    synaptic: ClassVar[bool] = True
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         return self.shape
+
+    @property
+    def has_neurons(self) -> bool:
+        """Always: without a neuron netx builds its default integrator."""
+        return True
+
+    def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
+        """Validate against the (N,) input flowing in.
+
+        Raises:
+            IRError: naming ``where`` and the field.
+        """
+        shape = self.shape
+        if in_shape is None or len(in_shape) != 1:
+            raise IRError(f"{where}: dense input must be 1-D, got {in_shape}; insert a flatten layer")
+        if len(shape) != 1:
+            raise IRError(f"{where}: dense shape must be (N,), got {shape}")
+        w = _as_int_array(self.weight, where, "weight")
+        if w.shape != (shape[0], in_shape[0]):
+            raise IRError(f"{where}: weight has shape {w.shape}; expected {(shape[0], in_shape[0])}")
+        _normalize(self, weight=w, bias=_check_bias(self.bias, shape, where))
+        if self.delay is not None:
+            d = _as_int_array(self.delay, where, "delay")
+            if d.shape != w.shape:
+                raise IRError(f"{where}: delay has shape {d.shape}; expected {w.shape}")
+            _check_range(d, 0, C.NETX_MAX_DELAY, where, "delay")
+            _normalize(self, delay=d)
+        if self.neuron is not None:
+            self.neuron.validate(where, shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,10 +258,47 @@ class Conv:
     bias: IntArray | None = None
     neuron: CubaNeuron | None = None
     kind: str = field(default="conv", init=False)
+    synaptic: ClassVar[bool] = True
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         return self.shape
+
+    @property
+    def has_neurons(self) -> bool:
+        """Always (netx requires a neuron on conv layers)."""
+        return True
+
+    def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
+        """Validate against the (C, H, W) input flowing in.
+
+        Raises:
+            IRError: naming ``where`` and the field.
+        """
+        shape = self.shape
+        if in_shape is None or len(in_shape) != 3 or len(shape) != 3:
+            raise IRError(f"{where}: conv needs (C, H, W) input and output, got {in_shape} -> {shape}")
+        w = _as_int_array(self.weight, where, "weight")
+        groups = int(self.groups)
+        if groups < 1 or in_shape[0] % groups or shape[0] % groups:
+            raise IRError(f"{where}: groups={groups} must divide input channels {in_shape[0]} and output channels {shape[0]}")
+        if w.ndim != 4 or w.shape[0] != shape[0] or w.shape[1] != in_shape[0] // groups:
+            raise IRError(
+                f"{where}: weight has shape {w.shape}; expected ({shape[0]}, {in_shape[0] // groups}, kH, kW)"
+            )
+        stride = _pair(self.stride, where, "stride")
+        padding = _pair(self.padding, where, "padding")
+        dilation = _pair(self.dilation, where, "dilation")
+        if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+            raise IRError(f"{where}: stride and dilation must be >= 1 and padding >= 0")
+        out_hw = conv_output_hw(in_shape[1:], w.shape[2:], stride, padding, dilation)  # type: ignore[arg-type]
+        if out_hw != shape[1:]:
+            raise IRError(f"{where}: output shape {shape} does not match the convolution of {in_shape}: ({shape[0]}, {out_hw[0]}, {out_hw[1]})")
+        _normalize(self, weight=w, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                   bias=_check_bias(self.bias, shape, where))
+        if self.neuron is None:
+            raise IRError(f"{where}: conv layers need a neuron (netx reads conv/neuron unconditionally)")
+        self.neuron.validate(where, shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,10 +308,28 @@ class Flatten:
     name: str
     shape: tuple[int, ...]
     kind: str = field(default="flatten", init=False)
+    synaptic: ClassVar[bool] = False
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         return self.shape
+
+    @property
+    def has_neurons(self) -> bool:
+        """Never: a reshape."""
+        return False
+
+    def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
+        """Validate against the shape flowing in.
+
+        Raises:
+            IRError: naming ``where`` and the field.
+        """
+        if in_shape is None:
+            raise IRError(f"{where}: flatten cannot be the first layer")
+        if len(self.shape) != 1 or self.shape[0] != int(np.prod(in_shape)):
+            raise IRError(f"{where}: shape {self.shape} does not flatten input {in_shape}; "
+                          f"expected ({int(np.prod(in_shape))},)")
 
 
 Layer = Union[InputLayer, Dense, Conv, Flatten]
@@ -267,65 +380,10 @@ def check_layer(layer: Layer, index: int, in_shape: tuple[int, ...] | None) -> N
     shape = tuple(int(s) for s in layer.shape)
     if not shape or any(s <= 0 for s in shape) or len(shape) not in (1, 3):
         raise IRError(f"{where}: shape {layer.shape} must be (N,) or (C, H, W) with positive sizes")
-    object.__setattr__(layer, "shape", shape)
-    channels = shape[0]
-    if isinstance(layer, InputLayer):
-        if in_shape is not None:
-            raise IRError(f"{where}: an input layer may only come first")
-        if layer.neuron is not None:
-            layer.neuron.validate(where, channels)
-        return
-    assert in_shape is not None
-    if isinstance(layer, Flatten):
-        if len(shape) != 1 or shape[0] != int(np.prod(in_shape)):
-            raise IRError(f"{where}: shape {shape} does not flatten input {in_shape}; expected ({int(np.prod(in_shape))},)")
-        return
-    if isinstance(layer, Dense):
-        if len(in_shape) != 1:
-            raise IRError(f"{where}: dense input must be 1-D, got {in_shape}; insert a flatten layer")
-        if len(shape) != 1:
-            raise IRError(f"{where}: dense shape must be (N,), got {shape}")
-        w = _as_int_array(layer.weight, where, "weight")
-        if w.shape != (shape[0], in_shape[0]):
-            raise IRError(f"{where}: weight has shape {w.shape}; expected {(shape[0], in_shape[0])}")
-        object.__setattr__(layer, "weight", w)
-        object.__setattr__(layer, "bias", _check_bias(layer.bias, shape, where))
-        if layer.delay is not None:
-            d = _as_int_array(layer.delay, where, "delay")
-            if d.shape != w.shape:
-                raise IRError(f"{where}: delay has shape {d.shape}; expected {w.shape}")
-            _check_range(d, 0, C.NETX_MAX_DELAY, where, "delay")
-            object.__setattr__(layer, "delay", d)
-        if layer.neuron is not None:
-            layer.neuron.validate(where, channels)
-        return
-    if isinstance(layer, Conv):
-        if len(in_shape) != 3 or len(shape) != 3:
-            raise IRError(f"{where}: conv needs (C, H, W) input and output, got {in_shape} -> {shape}")
-        w = _as_int_array(layer.weight, where, "weight")
-        groups = int(layer.groups)
-        if groups < 1 or in_shape[0] % groups or shape[0] % groups:
-            raise IRError(f"{where}: groups={groups} must divide input channels {in_shape[0]} and output channels {shape[0]}")
-        if w.ndim != 4 or w.shape[0] != shape[0] or w.shape[1] != in_shape[0] // groups:
-            raise IRError(
-                f"{where}: weight has shape {w.shape}; expected ({shape[0]}, {in_shape[0] // groups}, kH, kW)"
-            )
-        stride = _pair(layer.stride, where, "stride")
-        padding = _pair(layer.padding, where, "padding")
-        dilation = _pair(layer.dilation, where, "dilation")
-        if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
-            raise IRError(f"{where}: stride and dilation must be >= 1 and padding >= 0")
-        out_hw = conv_output_hw(in_shape[1:], w.shape[2:], stride, padding, dilation)  # type: ignore[arg-type]
-        if out_hw != shape[1:]:
-            raise IRError(f"{where}: output shape {shape} does not match the convolution of {in_shape}: ({shape[0]}, {out_hw[0]}, {out_hw[1]})")
-        for name, val in (("weight", w), ("stride", stride), ("padding", padding), ("dilation", dilation), ("groups", groups)):
-            object.__setattr__(layer, name, val)
-        object.__setattr__(layer, "bias", _check_bias(layer.bias, shape, where))
-        if layer.neuron is None:
-            raise IRError(f"{where}: conv layers need a neuron (netx reads conv/neuron unconditionally)")
-        layer.neuron.validate(where, channels)
-        return
-    raise IRError(f"layer #{index}: unknown layer class {type(layer).__name__}")
+    _normalize(layer, shape=shape)
+    if type(layer) is not LAYER_KINDS.get(layer.kind):
+        raise IRError(f"layer #{index}: unknown layer class {type(layer).__name__}")
+    layer.check(where, in_shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -344,7 +402,7 @@ class Network:
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
-        object.__setattr__(self, "layers", layers)
+        _normalize(self, layers=layers)
         if not layers:
             raise IRError("network has no layers")
         names = [layer.name for layer in layers]
@@ -362,7 +420,7 @@ class Network:
             in_shape = (int(np.asarray(first.weight).shape[-1]),)
         else:
             raise IRError(f"layer '{first.name}' (#0, {first.kind}): input shape unknown; pass input_shape or start with an input layer")
-        object.__setattr__(self, "input_shape", in_shape)
+        _normalize(self, input_shape=in_shape)
         shape: tuple[int, ...] | None = None if isinstance(first, InputLayer) else in_shape
         for i, layer in enumerate(layers):
             check_layer(layer, i, shape)
@@ -424,30 +482,36 @@ def _neuron_from_dict(d: Any) -> CubaNeuron | None:
     )
 
 
+def _encode(value: Any) -> Any:
+    """One layer field as JSON-compatible data: arrays as shape + data, neurons as dicts, pairs as lists."""
+    if isinstance(value, CubaNeuron):
+        return _neuron_to_dict(value)
+    if isinstance(value, np.ndarray):
+        return _arr_to_dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _decode(value: Any) -> Any:
+    """Inverse of :func:`_encode` (the encoded forms are distinct: a neuron dict has ``i_decay``)."""
+    if isinstance(value, dict):
+        return _neuron_from_dict(value) if "i_decay" in value else _arr_from_dict(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
 def to_dict(net: Network) -> dict[str, Any]:
-    """A plain, JSON-compatible dict of ``net`` with a format version."""
+    """A plain, JSON-compatible dict of ``net`` with a format version.
+
+    Every layer kind serializes the same way: its kind, then its dataclass fields in order.
+    """
     layers: list[dict[str, Any]] = []
     for layer in net.layers:
         d: dict[str, Any] = {"kind": layer.kind, "name": layer.name, "shape": list(layer.shape)}
-        if isinstance(layer, InputLayer):
-            d.update(neuron=_neuron_to_dict(layer.neuron), weight=layer.weight, bias=layer.bias)
-        elif isinstance(layer, Dense):
-            d.update(
-                weight=_arr_to_dict(layer.weight),
-                bias=_arr_to_dict(layer.bias),
-                neuron=_neuron_to_dict(layer.neuron),
-                delay=_arr_to_dict(layer.delay),
-            )
-        elif isinstance(layer, Conv):
-            d.update(
-                weight=_arr_to_dict(layer.weight),
-                stride=list(layer.stride),
-                padding=list(layer.padding),
-                dilation=list(layer.dilation),
-                groups=layer.groups,
-                bias=_arr_to_dict(layer.bias),
-                neuron=_neuron_to_dict(layer.neuron),
-            )
+        d.update((f.name, _encode(getattr(layer, f.name))) for f in fields(layer)
+                 if f.init and f.name not in ("name", "shape"))
         layers.append(d)
     return {
         "format": "neuromoco-ir",
@@ -468,23 +532,14 @@ def from_dict(d: dict[str, Any]) -> Network:
         raise IRError(f"not a neuromoco IR dict of version {IR_FORMAT_VERSION}: {d.get('format')!r} v{d.get('version')!r}")
     layers: list[Layer] = []
     for i, ld in enumerate(d["layers"]):
-        kind, name, shape = ld["kind"], ld["name"], tuple(ld["shape"])
-        if kind == "input":
-            layers.append(InputLayer(name, shape, _neuron_from_dict(ld["neuron"]), ld["weight"], ld["bias"]))
-        elif kind == "dense":
-            layers.append(
-                Dense(name, shape, _arr_from_dict(ld["weight"]), _arr_from_dict(ld["bias"]),  # type: ignore[arg-type]
-                      _neuron_from_dict(ld["neuron"]), _arr_from_dict(ld["delay"]))
-            )
-        elif kind == "conv":
-            layers.append(
-                Conv(name, shape, _arr_from_dict(ld["weight"]), tuple(ld["stride"]), tuple(ld["padding"]),  # type: ignore[arg-type]
-                     tuple(ld["dilation"]), ld["groups"], _arr_from_dict(ld["bias"]), _neuron_from_dict(ld["neuron"]))
-            )
-        elif kind == "flatten":
-            layers.append(Flatten(name, shape))
-        else:
-            raise IRError(f"layer #{i}: unknown kind {kind!r}")
+        cls = LAYER_KINDS.get(ld["kind"])
+        if cls is None:
+            raise IRError(f"layer #{i}: unknown kind {ld['kind']!r}")
+        values = {key: _decode(value) for key, value in ld.items() if key != "kind"}
+        try:
+            layers.append(cls(**values))
+        except TypeError as exc:
+            raise IRError(f"layer #{i} ({ld['kind']}): {exc}") from None
     return Network(tuple(layers), tuple(d["input_shape"]), tuple((k, v) for k, v in d["simulation"]))
 
 

@@ -37,6 +37,9 @@ NETX_MIXED_WEIGHT_MAX: Final[int] = 254
 #: Documented register ranges of the Lava LIF (u12 decays, u17 threshold, s13 bias).
 DECAY_MAX: Final[int] = DECAY_UNITY
 VTH_MANT_MAX: Final[int] = (1 << 17) - 1
+#: The largest threshold mantissa the IR holds: one past the register, netx's default integrator's
+#: ``1 << 17`` (see NETX_DEFAULT_VTH_MANT below), which never spikes.
+VTH_MANT_IR_MAX: Final[int] = VTH_MANT_MAX + 1
 BIAS_MANT_BITS: Final[int] = 13
 #: Lava stores ``bias_mant`` as int16: the widest bias a netx file can carry.
 BIAS_STORE_MIN: Final[int] = -(1 << 15)

@@ -7,17 +7,14 @@ whose delivery falls past the last simulated step are not counted.
 
 from __future__ import annotations
 
-import weakref
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from export.geometry import ConvGeometry
-from export.ir import Conv, Dense, Network
-
-
-_FANOUT: "weakref.WeakKeyDictionary[Conv, npt.NDArray[np.int64]]" = weakref.WeakKeyDictionary()
+from export.ir import Conv, Dense, Layer, Network
+from sims.cache import SIM_CACHE
 
 
 def conv_fanout(
@@ -29,10 +26,10 @@ def conv_fanout(
     """
     if rows is not None and tuple(rows) != (0, layer.shape[1]):
         return _conv_fanout(layer, in_shape, rows)
-    cached = _FANOUT.get(layer)
+    cached = SIM_CACHE.fanout.get(layer)
     if cached is not None and cached.shape == tuple(in_shape):
         return cached
-    _FANOUT[layer] = fan = _conv_fanout(layer, in_shape, (0, layer.shape[1]))
+    SIM_CACHE.fanout[layer] = fan = _conv_fanout(layer, in_shape, (0, layer.shape[1]))
     return fan
 
 
@@ -66,15 +63,39 @@ def synaptic_ops(
     out = np.zeros((batch, len(net.layers)), dtype=np.int64)
     prev = input_active
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, Dense):
-            flat = prev.reshape(batch, steps, -1)
-            for d, fan in dense_fanout(layer):
-                window = max(steps - 1 - d, 0)
-                counts = flat[:, :window].sum(axis=1, dtype=np.int64)
-                out[:, i] += counts @ fan
-        elif isinstance(layer, Conv):
-            counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64).reshape(batch, -1)
-            fan = conv_fanout(layer, tuple(prev.shape[2:]))
-            out[:, i] = counts @ fan.reshape(-1)
+        count = LAYER_SYNOPS[layer.kind]
+        if count is not None:
+            out[:, i] = count(layer, prev)
         prev = spikes[i]
     return out
+
+
+def _dense_synops(layer: Layer, prev: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    assert isinstance(layer, Dense)
+    batch, steps = prev.shape[:2]
+    flat = prev.reshape(batch, steps, -1)
+    total = np.zeros(batch, dtype=np.int64)
+    for d, fan in dense_fanout(layer):
+        window = max(steps - 1 - d, 0)
+        counts = flat[:, :window].sum(axis=1, dtype=np.int64)
+        total += counts @ fan
+    return total
+
+
+def _conv_synops(layer: Layer, prev: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    assert isinstance(layer, Conv)
+    batch, steps = prev.shape[:2]
+    counts = prev[:, : max(steps - 1, 0)].sum(axis=1, dtype=np.int64).reshape(batch, -1)
+    fan = conv_fanout(layer, tuple(prev.shape[2:]))
+    result: npt.NDArray[np.int64] = counts @ fan.reshape(-1)
+    return result
+
+
+#: Delivered synaptic events into a layer of each IR kind, ``count(layer, input_spikes) -> (B,)``;
+#: None for kinds no synapse delivers into.
+LAYER_SYNOPS: dict[str, Callable[[Layer, npt.NDArray[np.bool_]], npt.NDArray[np.int64]] | None] = {
+    "input": None,  # input neurons take the input directly
+    "dense": _dense_synops,
+    "conv": _conv_synops,
+    "flatten": None,
+}

@@ -26,12 +26,12 @@ equivalent non-spiking network run once per time step::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
 
-from export.ir import Conv, Dense, InputLayer, Network
+from export.ir import Conv, Dense, Layer, Network
 from hw_targets.base import EnergyTable
 from hw_targets.errors import SimulationError
 
@@ -44,12 +44,31 @@ def neuron_counts(net: Network) -> npt.NDArray[np.int64]:
 
     A dense layer without a neuron still has neurons: netx builds its default integrator.
     """
-    return np.array(
-        [int(np.prod(layer.shape)) if isinstance(layer, (Dense, Conv))
-         or (isinstance(layer, InputLayer) and layer.neuron is not None) else 0
-         for layer in net.layers],
-        dtype=np.int64,
-    )
+    return np.array([int(np.prod(layer.shape)) if layer.has_neurons else 0 for layer in net.layers],
+                    dtype=np.int64)
+
+
+def _no_macs(layer: Layer) -> int:
+    return 0
+
+
+def _dense_macs(layer: Layer) -> int:
+    assert isinstance(layer, Dense)
+    return int(layer.weight.size)
+
+
+def _conv_macs(layer: Layer) -> int:
+    assert isinstance(layer, Conv)
+    return int(np.prod(layer.shape)) * int(np.prod(layer.weight.shape[1:]))
+
+
+#: Multiply-accumulates per time step of each IR layer kind in the equivalent non-spiking network.
+ANN_MACS: dict[str, Callable[[Layer], int]] = {
+    "input": _no_macs,  # the input neurons receive the input directly, through no synapse
+    "dense": _dense_macs,
+    "conv": _conv_macs,
+    "flatten": _no_macs,
+}
 
 
 def ann_macs(net: Network) -> npt.NDArray[np.int64]:
@@ -59,14 +78,7 @@ def ann_macs(net: Network) -> npt.NDArray[np.int64]:
     (every weight at every output position, zeros and borders included, as
     NeuroBench's dense count does); other layers 0.
     """
-    macs = []
-    for layer in net.layers:
-        if isinstance(layer, Dense):
-            macs.append(int(layer.weight.size))
-        elif isinstance(layer, Conv):
-            macs.append(int(np.prod(layer.shape)) * int(np.prod(layer.weight.shape[1:])))
-        else:
-            macs.append(0)
+    macs = [ANN_MACS[layer.kind](layer) for layer in net.layers]
     return np.array(macs, dtype=np.int64)
 
 

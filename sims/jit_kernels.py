@@ -14,13 +14,13 @@ against each other, and the whole simulator against Lava.
 
 The kernels release the GIL; :func:`split_run` runs them over disjoint item
 ranges in a small thread pool. (numba's own parallel threading layers fight
-torch's OpenMP pool for the same cores: 10x slower.)"""
+torch's OpenMP pool for the same cores: 10x slower.) The pool lives in
+:data:`sims.cache.SIM_CACHE`."""
 
 from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Final
 
 import numpy as np
@@ -29,6 +29,7 @@ from numba import njit
 
 from export.geometry import tap_outputs
 from hw_targets import constants as C
+from sims.cache import SIM_CACHE
 
 def expand_param(value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
     """A scalar, per-channel or per-neuron parameter as a flat (N,) int64 array for ``shape``."""
@@ -56,7 +57,6 @@ def scatter_weight(weight: npt.NDArray[np.integer[Any]], groups: int, stride_x: 
     return np.ascontiguousarray(w.transpose(0, 2, 3, 4, 1).reshape(groups * per_group_in, k_h, k_w, per_group_out))
 
 
-_POOL: ThreadPoolExecutor | None = None
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -81,12 +81,10 @@ def split_run(kernel: Callable[..., None], total: int, *args: object) -> None:
     if workers <= 1:
         kernel(0, total, *args)
         return
-    global _POOL
-    if _POOL is None or _POOL._max_workers < workers - 1:  # noqa: SLF001
-        _POOL = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="nmoco-sim")
+    pool = SIM_CACHE.pool(workers - 1)
     bounds = [total * i // workers for i in range(workers + 1)]
     # The calling thread computes the first share itself: one thread fewer to wake per call.
-    futures = [_POOL.submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[1:-1], bounds[2:]) if hi > lo]
+    futures = [pool.submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[1:-1], bounds[2:]) if hi > lo]
     try:
         kernel(bounds[0], bounds[1], *args)
     finally:

@@ -16,11 +16,8 @@ layer) or the first synapse (files without)."""
 
 from __future__ import annotations
 
-import sys
-import threading
 import time
 import warnings
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -32,6 +29,7 @@ from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Netwo
 from export.netx_dense import netx_dense_synapse
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError
+from sims.cache import SIM_CACHE
 from sims.counts import conv_fanout, dense_fanout
 from sims.jit_kernels import (
     conv_lif_layer,
@@ -101,22 +99,11 @@ class _ConvPlan:
     neuron: _NeuronPlan  # channels-last
 
 
-#: Plans depend only on the (immutable) layer and how it is run; built once per layer object.
-_PLANS: "weakref.WeakKeyDictionary[Layer, dict[tuple[Any, ...], Any]]" = weakref.WeakKeyDictionary()
-
-
-def _cached(layer: Layer, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-    per_layer = _PLANS.setdefault(layer, {})
-    if key not in per_layer:
-        per_layer[key] = build()
-    return per_layer[key]
-
-
 def _input_plan(layer: InputLayer, bias: npt.NDArray[np.int64] | None, shape: tuple[int, ...],
                 where: str) -> _NeuronPlan:
     """The input neurons' constants; the last ``input_bias`` is remembered, as runs often repeat it."""
     assert layer.neuron is not None
-    per_layer = _PLANS.setdefault(layer, {})
+    per_layer = SIM_CACHE.plans.setdefault(layer, {})
     last = per_layer.get(("input", shape))
     if last is not None and (last[0] is None) == (bias is None) and (bias is None or np.array_equal(last[0], bias)):
         plan: _NeuronPlan = last[1]
@@ -127,13 +114,11 @@ def _input_plan(layer: InputLayer, bias: npt.NDArray[np.int64] | None, shape: tu
 
 
 def _plan_dense(layer: Dense, where: str) -> _DensePlan:
-    plan: _DensePlan = _cached(layer, ("dense",), lambda: _build_dense_plan(layer, where))
-    return plan
+    return SIM_CACHE.plan(layer, ("dense",), lambda: _build_dense_plan(layer, where))
 
 
 def _plan_conv(layer: Conv, in_shape: tuple[int, ...], n_parts: int) -> _ConvPlan:
-    plan: _ConvPlan = _cached(layer, ("conv", in_shape, n_parts), lambda: _build_conv_plan(layer, in_shape, n_parts))
-    return plan
+    return SIM_CACHE.plan(layer, ("conv", in_shape, n_parts), lambda: _build_conv_plan(layer, in_shape, n_parts))
 
 
 def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
@@ -211,32 +196,6 @@ _DEPTH_FIRST_BYTES = 256 * 1024
 #: on Intel's PilotNet (2.5 MB per sample) layer by layer ran ~5 % faster at batch 64 (median of
 #: 16 alternating 1 s runs each, 2 threads; in 11 of the 16 pairs).
 _DEPTH_FIRST_MAX_BYTES = 1 << 20
-
-#: One spare block of spike memory, reused by the next call once no result refers to it any more.
-#: Fresh memory costs page faults (and huge-page compaction) inside the kernels: on a 2-core machine
-#: that was a third of a batch-64 PilotNet run.
-_SPARE: list[npt.NDArray[np.bool_]] = []
-_SPARE_LOCK = threading.Lock()
-_SPARE_MAX_BYTES = 1 << 30
-
-
-def _take_block(size: int) -> npt.NDArray[np.bool_]:
-    """A bool block of ``size`` bytes: the spare one when it is large enough and nothing refers to it."""
-    with _SPARE_LOCK:
-        block = _SPARE.pop() if _SPARE else None
-    # References now: ``block`` and getrefcount's argument; any live result view adds one (views
-    # keep their owner alive through ``.base``).
-    if block is not None and block.size >= size and sys.getrefcount(block) <= 2:
-        return block[:size]
-    return np.empty(size, dtype=np.bool_)
-
-
-def _keep_block(view: npt.NDArray[np.bool_]) -> None:
-    block = view if view.base is None else view.base
-    if isinstance(block, np.ndarray) and block.nbytes <= _SPARE_MAX_BYTES:
-        with _SPARE_LOCK:
-            _SPARE[:] = [block]
-
 
 @dataclass
 class _LayerRun:
@@ -318,7 +277,7 @@ def check_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple
     if wide and x.size and (x.min() < np.iinfo(np.int32).min or x.max() > np.iinfo(np.int32).max):
         raise SimulationError("input values do not fit int32")
     if steps is None:
-        steps = x.shape[1] + sum(isinstance(l, (Dense, Conv)) for l in net.layers)
+        steps = x.shape[1] + sum(l.synaptic for l in net.layers)
     if steps <= 0:
         raise SimulationError(f"steps must be positive, got {steps}")
     return x, steps
@@ -378,6 +337,90 @@ def simulate(
     return result
 
 
+@dataclass
+class _Pass:
+    """One simulation call as the per-kind runners see it.
+
+    Attributes:
+        x: (B, T, *input_shape) the input as given; prev: (B, steps, *shape) bool spikes flowing
+        into the next layer; depth_first: whether samples run through all layers in turn;
+        spikes_out: allocates a layer's spike array in the call's arena.
+    """
+
+    x: npt.NDArray[Any]
+    prev: npt.NDArray[np.bool_]
+    steps: int
+    depth_first: bool
+    record_state: bool
+    input_bias: npt.ArrayLike | None
+    reset_interval: int | None
+    reset_offset: int
+    spikes_out: Callable[[tuple[int, ...]], npt.NDArray[np.bool_]]
+    neuron_index: int = 0
+
+    @property
+    def batch(self) -> int:
+        return int(self.x.shape[0])
+
+    def reset(self) -> npt.NDArray[np.bool_]:
+        """The reset steps of the next neuron layer (netx numbers them in order)."""
+        self.neuron_index += 1
+        return _reset_steps(self.steps, self.reset_interval, self.reset_offset + self.neuron_index)
+
+
+def _run_input(layer: Layer, where: str, p: _Pass) -> _LayerRun | None:
+    assert isinstance(layer, InputLayer)
+    if layer.neuron is None:
+        return None  # a shape declaration
+    # Input spikes enter the input neuron's current directly (no synapse, no latency).
+    shape, batch = tuple(layer.out_shape), p.batch
+    bias: npt.NDArray[np.int64] | None = None
+    if p.input_bias is not None:
+        bias = np.asarray(p.input_bias, dtype=np.int64)
+        if bias.shape not in ((), shape, (shape[0],)):
+            raise SimulationError(f"{where}: input_bias has shape {bias.shape}; expected {shape}")
+    plan = _input_plan(layer, bias, shape, where)
+    x_flat = p.x.reshape(batch, p.x.shape[1], -1)  # a view where it can be: no copy of a large input
+    if x_flat.dtype.kind == "f" or x_flat.dtype.itemsize > 4 or x_flat.dtype == np.uint32:
+        x_flat = x_flat.astype(np.int64)  # integral and inside int32 (checked)
+    n_parts = 1 if p.depth_first else _parts(batch, int(np.prod(shape)))
+    return _layer_run(input_lif_layer, n_parts, p.spikes_out(shape), shape, plan, p.reset(), p.record_state,
+                      x_flat, n_parts)
+
+
+def _run_flatten(layer: Layer, where: str, p: _Pass) -> _LayerRun | None:
+    p.prev = p.prev.reshape(p.batch, p.steps, -1)
+    return None
+
+
+def _run_dense(layer: Layer, where: str, p: _Pass) -> _LayerRun | None:
+    assert isinstance(layer, Dense)
+    shape = tuple(layer.out_shape)
+    plan = _plan_dense(layer, where)
+    return _layer_run(dense_lif_layer, 1, p.spikes_out(shape), shape, plan.neuron, p.reset(), p.record_state,
+                      p.prev.reshape(p.batch, p.steps, -1), plan.weight_t, plan.delays, plan.weight_exp, plan.fan)
+
+
+def _run_conv(layer: Layer, where: str, p: _Pass) -> _LayerRun | None:
+    assert isinstance(layer, Conv)
+    shape = tuple(layer.out_shape)
+    n_parts = 1 if p.depth_first else _parts(p.batch, layer.shape[1])  # bands of output rows
+    plan = _plan_conv(layer, tuple(p.prev.shape[2:]), n_parts)
+    return _layer_run(conv_lif_layer, n_parts, p.spikes_out(shape), shape, plan.neuron, p.reset(), p.record_state,
+                      p.prev, plan.scatter_weight, plan.tap_ptr, plan.tap_dst, plan.tap_src, plan.tap_len,
+                      layer.groups, plan.bands, plan.band_inputs, plan.fan, plan.all_active, C.CONV_ACC_BITS)
+
+
+#: One runner per IR layer kind: ``runner(layer, where, pass)`` returns the layer's kernel call
+#: (None when the layer computes nothing) and may reshape ``pass.prev``.
+LAYER_RUNNERS: dict[str, Callable[[Layer, str, _Pass], "_LayerRun | None"]] = {
+    "input": _run_input,
+    "flatten": _run_flatten,
+    "dense": _run_dense,
+    "conv": _run_conv,
+}
+
+
 def _simulate(
     net: Network,
     x: npt.NDArray[Any],
@@ -388,17 +431,15 @@ def _simulate(
     input_bias: npt.ArrayLike | None,
 ) -> SimResult:
     batch = x.shape[0]
-    first = net.layers[0] if net.layers else None
-    if isinstance(first, InputLayer) and first.neuron is not None:
+    first = net.layers[0]
+    if first.has_neurons and not first.synaptic:
         # The input integers drive the input neurons; no synapse sees them.
         prev: npt.NDArray[np.bool_] = np.broadcast_to(np.False_, (batch, steps, *x.shape[2:]))
     else:  # spikes into a synapse: nonzero is a spike
         prev = np.zeros((batch, steps, *x.shape[2:]), dtype=np.bool_)
         t_in = min(steps, x.shape[1])
         np.not_equal(x[:, :t_in], 0, out=prev[:, :t_in])
-    layer_spikes: list[npt.NDArray[np.bool_]] = []
-    sizes = [int(np.prod(l.out_shape)) for l in net.layers
-             if isinstance(l, (Dense, Conv)) or (isinstance(l, InputLayer) and l.neuron is not None)]
+    sizes = [int(np.prod(l.out_shape)) for l in net.layers if l.has_neurons]
     # Batches at least as large as the thread count go depth-first, one sample through every layer,
     # when a sample's spikes would fall out of the core's cache between layers but fit its L2 (below,
     # the per-call cost of a kernel per sample and layer dominates; above, the layers' constants are
@@ -407,7 +448,7 @@ def _simulate(
     depth_first = batch >= sim_threads() and _DEPTH_FIRST_BYTES < steps * sum(sizes) <= _DEPTH_FIRST_MAX_BYTES
     # Every layer's spikes in one allocation: fresh memory costs page faults (and, with numpy's
     # huge-page advice, compaction) per allocation; one large block pays that once.
-    arena = _take_block(batch * steps * sum(sizes))
+    arena = SIM_CACHE.take_block(batch * steps * sum(sizes))
     offset = 0
 
     def spikes_out(shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
@@ -417,59 +458,23 @@ def _simulate(
         offset += size
         return view
 
+    p = _Pass(x, prev, steps, depth_first, record_state, input_bias, reset_interval, reset_offset, spikes_out)
     runs: list[_LayerRun | None] = []
-    shapes: list[tuple[int, ...]] = []
-    neuron_index = 0
+    layer_spikes: list[npt.NDArray[np.bool_]] = []
     for i, layer in enumerate(net.layers):
-        where = net.describe(i)
         shape = tuple(layer.out_shape)
-        shapes.append(shape)
-        run: _LayerRun | None = None
-
-        def reset() -> npt.NDArray[np.bool_]:
-            nonlocal neuron_index
-            neuron_index += 1
-            return _reset_steps(steps, reset_interval, reset_offset + neuron_index)
-
-        if isinstance(layer, InputLayer):
-            if layer.neuron is not None:
-                # Input spikes enter the input neuron's current directly (no synapse, no latency).
-                bias: npt.NDArray[np.int64] | None = None
-                if input_bias is not None:
-                    bias = np.asarray(input_bias, dtype=np.int64)
-                    if bias.shape not in ((), shape, (shape[0],)):
-                        raise SimulationError(f"{where}: input_bias has shape {bias.shape}; expected {shape}")
-                plan = _input_plan(layer, bias, shape, where)
-                x_flat = x.reshape(batch, x.shape[1], -1)  # a view where it can be: no copy of a large input
-                if x_flat.dtype.kind == "f" or x_flat.dtype.itemsize > 4 or x_flat.dtype == np.uint32:
-                    x_flat = x_flat.astype(np.int64)  # integral and inside int32 (checked)
-                n_parts = 1 if depth_first else _parts(batch, int(np.prod(shape)))
-                run = _layer_run(input_lif_layer, n_parts, spikes_out(shape), shape, plan, reset(), record_state,
-                                 x_flat, n_parts)
-        elif isinstance(layer, Flatten):
-            prev = prev.reshape(batch, steps, -1)
-        elif isinstance(layer, Dense):
-            dplan = _plan_dense(layer, where)
-            run = _layer_run(dense_lif_layer, 1, spikes_out(shape), shape, dplan.neuron, reset(), record_state,
-                             prev.reshape(batch, steps, -1), dplan.weight_t, dplan.delays, dplan.weight_exp, dplan.fan)
-        elif isinstance(layer, Conv):
-            n_parts = 1 if depth_first else _parts(batch, layer.shape[1])  # bands of output rows
-            cplan = _plan_conv(layer, tuple(prev.shape[2:]), n_parts)
-            run = _layer_run(conv_lif_layer, n_parts, spikes_out(shape), shape, cplan.neuron, reset(), record_state,
-                             prev, cplan.scatter_weight, cplan.tap_ptr, cplan.tap_dst, cplan.tap_src, cplan.tap_len,
-                             layer.groups,
-                             cplan.bands, cplan.band_inputs, cplan.fan, cplan.all_active, C.CONV_ACC_BITS)
+        run = LAYER_RUNNERS[layer.kind](layer, net.describe(i), p)
         if run is not None:
-            prev = run.spikes.reshape(batch, steps, *shape)
+            p.prev = run.spikes.reshape(batch, steps, *shape)
         runs.append(run)
-        layer_spikes.append(prev.reshape(batch, steps, *shape))
+        layer_spikes.append(p.prev.reshape(batch, steps, *shape))
     _execute([r for r in runs if r is not None], batch, depth_first)
-    _keep_block(arena)
+    SIM_CACHE.keep_block(arena)
     synops = np.zeros((batch, len(net.layers)), dtype=np.int64)
     us: list[npt.NDArray[np.int32] | None] = []
     vs: list[npt.NDArray[np.int32] | None] = []
     for i, run in enumerate(runs):
-        full = (batch, steps, *shapes[i])
+        full = (batch, steps, *net.layers[i].out_shape)
         if run is not None:
             synops[:, i] = run.synops.reshape(batch, run.parts).sum(axis=1)
         us.append(None if run is None or run.u is None else run.u.reshape(full))

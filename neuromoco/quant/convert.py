@@ -15,6 +15,9 @@ Per block:
 
 from __future__ import annotations
 
+import functools
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -50,7 +53,7 @@ def layer_scale(weight: torch.Tensor, threshold: float, bias: torch.Tensor | Non
     return q
 
 
-def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: bool = True) -> QuantLoihiNet:
+def to_quant(model: nn.Module, input_shape: Sequence[int], hw_timing: bool = True) -> QuantLoihiNet:
     """The QAT twin of a float ``LoihiNet`` (from ``neuromoco.models.loihinet``).
 
     Args:
@@ -95,7 +98,8 @@ def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: boo
             )
         bias_v = bias / node.current_decay if node.current_decay > 0 else bias
         q = layer_scale(weight, node.threshold, bias_v)
-        common = dict(
+        make_block = functools.partial(
+            QuantBlock,
             bias=torch.round(bias_v * q),
             scale=q,
             i_decay=round(node.current_decay * C.DECAY_UNITY),
@@ -104,8 +108,9 @@ def to_quant(model: nn.Module, input_shape: tuple[int, int, int], hw_timing: boo
             surrogate_function=node.surrogate_function,
         )
         if isinstance(syn, nn.Conv2d):
-            blocks.append(QuantBlock("conv", weight, stride=tuple(syn.stride), padding=tuple(syn.padding),  # type: ignore[arg-type]
-                                     dilation=tuple(syn.dilation), groups=syn.groups, **common))  # type: ignore[arg-type]
+            # torch types Conv2d's stride, padding and dilation as tuple[int, ...]; Conv2d makes them pairs.
+            blocks.append(make_block("conv", weight, stride=tuple(syn.stride), padding=tuple(syn.padding),  # type: ignore[arg-type]
+                                     dilation=tuple(syn.dilation), groups=syn.groups))  # type: ignore[arg-type]
         else:
-            blocks.append(QuantBlock("dense", weight, **common))  # type: ignore[arg-type]
-    return QuantLoihiNet(blocks, tuple(input_shape), hw_timing=hw_timing, input_encoder=encoder)  # type: ignore[arg-type]
+            blocks.append(make_block("dense", weight))
+    return QuantLoihiNet(blocks, tuple(input_shape), hw_timing=hw_timing, input_encoder=encoder)

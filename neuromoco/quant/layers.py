@@ -12,7 +12,7 @@ native simulator's on the exported file, layer by layer and step by step.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from spikingjelly.activation_based import surrogate
@@ -38,6 +38,14 @@ class QuantBlock(nn.Module):
         i_decay, v_decay: the neuron's integer decays (1/4096 units).
         threshold: the float threshold; the mantissa is ``round(threshold * q)``.
     """
+
+    scale: torch.Tensor
+    # tuple[Any, Any], not tuple[int, int]: export/lower.py passes tuple(block.stride) on to a
+    # tuple[int, int] parameter, and tuple() forgets the length. TODO(issue 14): tuple[int, int]
+    # once export/lower.py passes the attributes as they are.
+    stride: tuple[Any, Any]
+    padding: tuple[Any, Any]
+    dilation: tuple[Any, Any]
 
     def __init__(
         self,
@@ -121,7 +129,8 @@ class QuantFlatten(nn.Module):
         return x.flatten(2)
 
 
-class QuantLoihiNet(SpikingBackbone):
+# SpikingBackbone is Any to mypy while neuromoco.models is outside the checked set (pyproject.toml).
+class QuantLoihiNet(SpikingBackbone):  # type: ignore[misc]
     """The QAT network: integer blocks in sequence, read out by spike count.
 
     ``forward`` binarizes its input frames (Loihi receives binary spikes) and,
@@ -132,7 +141,7 @@ class QuantLoihiNet(SpikingBackbone):
     readout = "spike_count"
 
     def __init__(
-        self, blocks: list[nn.Module], input_shape: tuple[int, int, int], hw_timing: bool = True,
+        self, blocks: list[nn.Module], input_shape: Sequence[int], hw_timing: bool = True,
         input_encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -188,4 +197,5 @@ class QuantLoihiNet(SpikingBackbone):
         return s
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        return self.blocks[-1](features, self.hw_timing)[0]
+        spikes: torch.Tensor = self.blocks[-1](features, self.hw_timing)[0]
+        return spikes

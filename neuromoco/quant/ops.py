@@ -26,11 +26,6 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def trunc_ste(x: torch.Tensor) -> torch.Tensor:
-    """Truncate toward zero in the forward pass, identity gradient."""
-    return x + (torch.trunc(x) - x).detach()
-
-
 def decay_ste(x: torch.Tensor, multiplier: float) -> torch.Tensor:
     """``trunc0(x * multiplier / 4096)`` exactly (float64 product), gradient ``multiplier / 4096``."""
     exact = torch.trunc(x.detach().double() * multiplier / C.DECAY_UNITY).to(x.dtype)

@@ -163,12 +163,12 @@ def model_from_checkpoint(state: dict[str, Any], where: str = "checkpoint") -> S
 def _build_from_checkpoint(state: dict[str, Any]) -> SpikingBackbone:
     # Checkpoints from before ModelConfig.hw_timing existed were trained without the synaptic delays.
     model_cfg = ModelConfig(**{"hw_timing": False, **state["model_cfg"]})
-    model = build_model(model_cfg, tuple(state["input_shape"]), int(state["num_classes"]),  # type: ignore[arg-type]
+    model = build_model(model_cfg, tuple(state["input_shape"]), int(state["num_classes"]),
                         time_steps=state.get("n_time_bins"))
     if state.get("stage") == "qat":
         from neuromoco.quant.convert import to_quant
 
-        model = to_quant(model, tuple(state["input_shape"]))  # type: ignore[arg-type]
+        model = to_quant(model, tuple(state["input_shape"]))
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -238,7 +238,7 @@ def init_backbone_from(model: SpikingBackbone, run_or_ckpt: str | Path, model_cf
 
 def rng_state() -> dict[str, Any]:
     """Every global generator's state, in types ``weights_only`` loading accepts."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

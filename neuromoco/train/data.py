@@ -9,9 +9,10 @@ batches are the same whether the run went straight through or was resumed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sized
+from typing import Any, Sized, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
@@ -22,6 +23,11 @@ from neuromoco.train.config import TrainConfig
 from neuromoco.train.distributed import DistContext
 
 Augment = Any  # ``augment(frames (T, P, H, W), generator) -> (T, P, H, W)``, from ``make_augment``
+#: A framed sample, ``(frames (T, C, H, W) float32, label)``.
+Sample = tuple[torch.Tensor, int]
+#: A pre-training sample, ``((view_1, view_2), label)``, each view ``(T, C, H, W)``.
+TwoViewSample = tuple[tuple[torch.Tensor, torch.Tensor], int]
+_Item_co = TypeVar("_Item_co", covariant=True)
 
 
 @dataclass
@@ -37,8 +43,8 @@ class StageData:
         augment: View augmentation (``make_augment``).
     """
 
-    train: Dataset  # type: ignore[type-arg]
-    test: Dataset  # type: ignore[type-arg]
+    train: Dataset[Sample]
+    test: Dataset[Sample]
     num_classes: int
     input_shape: tuple[int, int, int]
     n_time_bins: int
@@ -65,7 +71,7 @@ def build_stage_data(cfg: TrainConfig) -> StageData:
     )
 
 
-def dataset_labels(dataset: Dataset) -> np.ndarray:  # type: ignore[type-arg]
+def dataset_labels(dataset: Dataset[Sample]) -> npt.NDArray[np.int64]:
     """Labels of a framed dataset (its ``labels`` array, else read item by item)."""
     labels = getattr(dataset, "labels", None)
     if labels is not None:
@@ -74,7 +80,7 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:  # type: ignore[type-arg]
     return np.array([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
 
 
-def label_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+def label_subset(labels: npt.NDArray[np.int64], fraction: float, seed: int) -> npt.NDArray[np.int64]:
     """A stratified subset of sample indices: ``ceil(fraction * n_c)`` of each class ``c``.
 
     Args:
@@ -96,7 +102,7 @@ def label_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep)).astype(np.int64)
 
 
-class EpochOrder(Dataset):  # type: ignore[type-arg]
+class EpochOrder(Dataset[_Item_co]):
     """``dataset`` read in an order that is rewritten every epoch, also inside persistent workers.
 
     The order lives in a shared-memory tensor (as the epoch of
@@ -105,9 +111,10 @@ class EpochOrder(Dataset):  # type: ignore[type-arg]
     processes every epoch.
     """
 
-    def __init__(self, dataset: Dataset, length: int) -> None:  # type: ignore[type-arg]
+    def __init__(self, dataset: Dataset[_Item_co], length: int) -> None:
         self.dataset = dataset
-        self._order = torch.arange(length, dtype=torch.int64).share_memory_()
+        # torch leaves Tensor.share_memory_ unannotated.
+        self._order: torch.Tensor = torch.arange(length, dtype=torch.int64).share_memory_()  # type: ignore[no-untyped-call]
 
     def set_order(self, order: list[int]) -> None:
         """The dataset indices of the next epoch, one per position (same length every epoch)."""
@@ -116,14 +123,16 @@ class EpochOrder(Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return int(self._order.numel())
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: int) -> _Item_co:
         return self.dataset[int(self._order[index])]
 
 
 class EpochLoader:
     """One training loader for the whole run; each epoch is this rank's share of a seeded ``DistributedSampler``."""
 
-    def __init__(self, dataset: Dataset, cfg: TrainConfig, ctx: DistContext, *, drop_last: bool) -> None:  # type: ignore[type-arg]
+    def __init__(
+        self, dataset: Dataset[Sample | TwoViewSample], cfg: TrainConfig, ctx: DistContext, *, drop_last: bool
+    ) -> None:
         """Build the loader (its workers start on the first epoch).
 
         Args:
@@ -134,11 +143,11 @@ class EpochLoader:
         """
         self.dataset = dataset
         # drop_last in the sampler gives every rank the same number of samples, every epoch.
-        self.sampler = DistributedSampler(
+        self.sampler: DistributedSampler[int] = DistributedSampler(
             dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.train.seed, drop_last=True
         )
         self.view = EpochOrder(dataset, len(self.sampler))
-        self.loader = make_loader(
+        self.loader: DataLoader[Any] = make_loader(
             self.view,
             cfg.optim.batch_size,
             shuffle=False,
@@ -150,7 +159,7 @@ class EpochLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def epoch(self, epoch: int) -> DataLoader:  # type: ignore[type-arg]
+    def epoch(self, epoch: int) -> DataLoader[Any]:
         """The loader, set to the order and the views of ``epoch`` (1-based).
 
         Call it before iterating: persistent workers fetch only after ``iter``.
@@ -162,26 +171,28 @@ class EpochLoader:
         return self.loader
 
 
-def eval_loader(dataset: Dataset, cfg: TrainConfig) -> DataLoader:  # type: ignore[type-arg]
+def eval_loader(dataset: Dataset[Sample], cfg: TrainConfig) -> DataLoader[Any]:
     """All of ``dataset`` in order, unaugmented (kNN bank, test accuracy); build once and reuse."""
-    return make_loader(
+    loader: DataLoader[Any] = make_loader(
         dataset, cfg.optim.batch_size, shuffle=False, seed=cfg.train.seed, num_workers=cfg.data.resolved_num_workers
     )
+    return loader
 
 
-def pretrain_dataset(data: StageData, cfg: TrainConfig) -> Dataset:  # type: ignore[type-arg]
+def pretrain_dataset(data: StageData, cfg: TrainConfig) -> Dataset[TwoViewSample]:
     """Two augmented views of every training sample; labels are never read by the loss."""
-    return TwoViewDataset(data.train, data.augment, cfg.train.seed)
+    views: Dataset[TwoViewSample] = TwoViewDataset(data.train, data.augment, cfg.train.seed)
+    return views
 
 
-def supervised_dataset(data: StageData, cfg: TrainConfig) -> tuple[Dataset, int]:  # type: ignore[type-arg]
+def supervised_dataset(data: StageData, cfg: TrainConfig) -> tuple[Dataset[Sample], int]:
     """The labelled share of the training split, augmented when ``[train] augment``.
 
     Returns:
         The dataset and the number of labelled samples.
     """
     indices = label_subset(dataset_labels(data.train), cfg.train.label_fraction, cfg.train.seed)
-    labelled: Dataset = Subset(data.train, indices.tolist())  # type: ignore[type-arg]
+    labelled: Dataset[Sample] = Subset(data.train, indices.tolist())
     if cfg.train.augment:
         labelled = AugmentedDataset(labelled, data.augment, cfg.train.seed)
     return labelled, len(indices)

@@ -24,7 +24,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sized, cast
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hw_targets.errors import ConfigError
@@ -42,7 +43,9 @@ from neuromoco.ssl.split_bn import convert_split_bn
 from neuromoco.train import checkpoint as ckpt
 from neuromoco.train.config import TrainConfig, config_from_dict, config_to_dict, dump_toml
 from neuromoco.train.data import (
+    Sample,
     StageData,
+    TwoViewSample,
     as_time_major,
     build_stage_data,
     EpochLoader,
@@ -170,7 +173,7 @@ class Trainer:
         self.ctx: DistContext = setup_distributed(cfg.train.device)
         self.device = self.ctx.device
         self.run_dir = cfg.run_dir
-        self.stage = cfg.train.stage
+        self.stage: str = cfg.train.stage
         self._check_run_dir()
         seed_everything(cfg.train.seed)
         self.data = data if data is not None else build_stage_data(cfg)
@@ -192,7 +195,7 @@ class Trainer:
         self.moco: MoCo | None = None
         self.train_set, self.labelled = self._stage_dataset()
         self.train_loader = EpochLoader(self.train_set, cfg, self.ctx, drop_last=self._drop_last)
-        self._eval_loaders: dict[str, Any] = {}
+        self._eval_loaders: dict[str, DataLoader[Any]] = {}
         trainable = self._stage_module()
         trainable.to(self.device)
         self.trainable = trainable
@@ -235,10 +238,10 @@ class Trainer:
         if not self.cfg.train.resume and last.is_file():
             raise ConfigError(f"{self.run_dir} already holds a run ({last}); pass --resume or choose another --out")
 
-    def _stage_dataset(self) -> tuple[Any, int]:
+    def _stage_dataset(self) -> tuple[Dataset[Sample | TwoViewSample], int]:
         if self.stage == "pretrain":
             dataset = pretrain_dataset(self.data, self.cfg)
-            return dataset, len(dataset)
+            return dataset, len(cast(Sized, dataset))  # torch's Dataset declares no __len__; ours all have one
         return supervised_dataset(self.data, self.cfg)
 
     def _stage_module(self) -> nn.Module:
@@ -254,8 +257,10 @@ class Trainer:
             self.model.requires_grad_(False)
             self.model.classifier.requires_grad_(True)
             self.model.to(self.device)
-            return self.model.classifier
-        return self.model
+            classifier: nn.Module = self.model.classifier
+            return classifier
+        model: nn.Module = self.model
+        return model
 
     def _resume(self) -> None:
         path = ckpt.checkpoint_path(self.run_dir)
@@ -336,7 +341,7 @@ class Trainer:
         for batch in bar:
             loss, size, accuracy = self._loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
@@ -378,7 +383,7 @@ class Trainer:
                                          cfg.train.knn_temperature)}
         return {"test_top1": top1_accuracy(self.model, self._eval_loader("test"), self.device, self.autocast)}
 
-    def _eval_loader(self, split: str) -> Any:
+    def _eval_loader(self, split: str) -> DataLoader[Any]:
         """The unaugmented loader of a split, built on first use and kept (persistent workers)."""
         if split not in self._eval_loaders:
             self._eval_loaders[split] = eval_loader(self.data.train if split == "train" else self.data.test, self.cfg)
@@ -424,8 +429,8 @@ class Trainer:
             "epochs": self.epoch,
             "label_fraction": cfg.train.label_fraction if self.stage != "pretrain" else None,
             "labelled_samples": self.labelled if self.stage != "pretrain" else 0,
-            "train_samples": len(self.data.train),  # type: ignore[arg-type]
-            "test_samples": len(self.data.test),  # type: ignore[arg-type]
+            "train_samples": len(cast(Sized, self.data.train)),
+            "test_samples": len(cast(Sized, self.data.test)),
             "loss": cfg.moco.loss if self.stage == "pretrain" else ("rate_mse" if self.model.readout == "spike_count" else "cross_entropy"),
             "init": cfg.train.init or None,
             "final": dict(self.metrics),

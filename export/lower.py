@@ -83,10 +83,11 @@ def quant_to_ir(qnet: Any) -> Network:
             neuron = CubaNeuron(np.int32(block.i_decay), np.int32(block.v_decay), np.int32(block.v_th_mant))
             bias = b if np.any(b) else None
             if block.kind == "conv":
-                hw = conv_output_hw(shape[1:], tuple(w.shape[2:]), block.stride, block.padding, block.dilation)  # type: ignore[arg-type]
+                kernel_hw = (int(w.shape[2]), int(w.shape[3]))
+                hw = conv_output_hw((shape[1], shape[2]), kernel_hw, block.stride, block.padding, block.dilation)
                 out = (int(w.shape[0]), *hw)
-                layers.append(Conv(f"conv{i}", out, w, tuple(block.stride), tuple(block.padding),
-                                   tuple(block.dilation), int(block.groups), bias, neuron))
+                layers.append(Conv(f"conv{i}", out, w, block.stride, block.padding, block.dilation,
+                                   int(block.groups), bias, neuron))
             else:
                 out = (int(w.shape[0]),)
                 layers.append(Dense(f"dense{i}", out, w, bias, neuron))

@@ -12,7 +12,7 @@ native simulator's on the exported file, layer by layer and step by step.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from spikingjelly.activation_based import surrogate
@@ -40,12 +40,9 @@ class QuantBlock(nn.Module):
     """
 
     scale: torch.Tensor
-    # tuple[Any, Any], not tuple[int, int]: export/lower.py passes tuple(block.stride) on to a
-    # tuple[int, int] parameter, and tuple() forgets the length. TODO(issue 14): tuple[int, int]
-    # once export/lower.py passes the attributes as they are.
-    stride: tuple[Any, Any]
-    padding: tuple[Any, Any]
-    dilation: tuple[Any, Any]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
 
     def __init__(
         self,

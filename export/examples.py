@@ -117,3 +117,22 @@ def dense_network(seed: int = 0, sizes: tuple[int, ...] = (784, 128, 64, 10)) ->
 def random_spikes(seed: int, shape: tuple[int, ...], rate: float) -> npt.NDArray[np.bool_]:
     """Bernoulli spike frames of the given shape (bool)."""
     return np.random.default_rng(seed).random(shape) < rate
+
+
+def kind_examples() -> list[Network]:
+    """Small networks that between them hold every IR layer kind (for the per-kind tests):
+    an input layer with a neuron feeding conv -> flatten -> dense, and a conv-first network
+    whose dense layer has synaptic delays."""
+    rng = np.random.default_rng(7)
+    in_shape = (2, 8, 8)
+    inp = InputLayer("input0", in_shape, CubaNeuron(np.int32(0), np.int32(4096), np.int32(1)))
+    conv = conv_layer(rng, "conv1", in_shape, 4, 3, stride=2, padding=1, weight_range=40, vth=40)
+    n = int(np.prod(conv.shape))
+    dense = Dense("dense3", (5,), dense_weight(rng, 5, n, -40, 60), None, _neuron(rng, 5, False, 60))
+    first = Network((inp, conv, Flatten("flatten2", (n,)), dense), in_shape)
+    conv0 = conv_layer(rng, "conv0", in_shape, 3, 3, stride=1, padding=0, weight_range=30, vth=30)
+    n0 = int(np.prod(conv0.shape))
+    delays = rng.integers(0, 3, size=(6, n0)).astype(np.int32)
+    dense0 = Dense("dense2", (6,), dense_weight(rng, 6, n0, -30, 50), None, _neuron(rng, 6, False, 50), delays)
+    second = Network((conv0, Flatten("flatten1", (n0,)), dense0), in_shape)
+    return [first, second]

@@ -81,7 +81,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -91,9 +91,9 @@ from export.ir import (
     Conv,
     CubaNeuron,
     Dense,
-    Flatten,
     InputLayer,
     IntArray,
+    Layer,
     Network,
     default_dense_neuron,
 )
@@ -214,6 +214,54 @@ def _conv_node(nir: Any, layer: Conv, in_shape: tuple[int, ...], where: str) -> 
     return node
 
 
+NodeList = list[tuple[str, Any]]
+
+
+def _input_nodes(nir: Any, layer: Layer, shape: tuple[int, ...], where: str, input_meta: dict[str, Any]) -> NodeList:
+    assert isinstance(layer, InputLayer)
+    input_meta["layer"] = layer.name
+    # slayer's scalar input transform: netx stores it and never applies it.
+    for key, value in (("slayer_weight", layer.weight), ("slayer_bias", layer.bias)):
+        if value is not None:
+            input_meta[key] = value
+    if layer.neuron is None:
+        return []
+    return [(f"{layer.name}.neuron", _cuba_node(nir, layer.name, layer.neuron, None, layer.shape, 0))]
+
+
+def _flatten_nodes(nir: Any, layer: Layer, shape: tuple[int, ...], where: str, input_meta: dict[str, Any]) -> NodeList:
+    return [(layer.name, nir.Flatten(input_type={"input": np.asarray(shape, dtype=np.int64)}, start_dim=0,
+                                     end_dim=-1, metadata={"layer": layer.name}))]
+
+
+def _dense_nodes(nir: Any, layer: Layer, shape: tuple[int, ...], where: str, input_meta: dict[str, Any]) -> NodeList:
+    assert isinstance(layer, Dense)
+    if layer.delay is not None and np.any(layer.delay):
+        raise ExportError(
+            f"{where}: per-synapse delays cannot be written to NIR (nir.Linear has none); "
+            "export this network to netx only"
+        )
+    neuron = layer.neuron if layer.neuron is not None else default_dense_neuron()
+    return [(f"{layer.name}.synapse", nir.Linear(weight=layer.weight.astype(np.float64), metadata={"layer": layer.name})),
+            (f"{layer.name}.neuron", _cuba_node(nir, layer.name, neuron, layer.bias, layer.shape, 1))]
+
+
+def _conv_nodes(nir: Any, layer: Layer, shape: tuple[int, ...], where: str, input_meta: dict[str, Any]) -> NodeList:
+    assert isinstance(layer, Conv) and layer.neuron is not None  # the IR requires a neuron on conv layers
+    return [(f"{layer.name}.synapse", _conv_node(nir, layer, shape, where)),
+            (f"{layer.name}.neuron", _cuba_node(nir, layer.name, layer.neuron, layer.bias, layer.shape, 1))]
+
+
+#: One entry per IR layer kind: ``nodes(nir, layer, in_shape, where, input_metadata)`` gives the
+#: layer's NIR nodes in chain order (an input layer annotates the graph's input node instead).
+NIR_NODES: dict[str, Callable[[Any, Layer, tuple[int, ...], str, dict[str, Any]], NodeList]] = {
+    "input": _input_nodes,
+    "flatten": _flatten_nodes,
+    "dense": _dense_nodes,
+    "conv": _conv_nodes,
+}
+
+
 def to_nir(net: Network) -> nir.NIRGraph:
     """Describe ``net`` as a NIR graph (mapping and Loihi caveats in the module docstring).
 
@@ -241,34 +289,8 @@ def to_nir(net: Network) -> nir.NIRGraph:
     shape = tuple(net.input_shape)
     for i, layer in enumerate(net.layers):
         where = net.describe(i)
-        if isinstance(layer, InputLayer):
-            meta = nodes[INPUT_NODE].metadata
-            meta["layer"] = layer.name
-            # slayer's scalar input transform: netx stores it and never applies it.
-            for key, value in (("slayer_weight", layer.weight), ("slayer_bias", layer.bias)):
-                if value is not None:
-                    meta[key] = value
-            if layer.neuron is not None:
-                add(f"{layer.name}.neuron", _cuba_node(nir, layer.name, layer.neuron, None, layer.shape, 0), where)
-        elif isinstance(layer, Flatten):
-            add(layer.name, nir.Flatten(input_type={"input": np.asarray(shape, dtype=np.int64)}, start_dim=0,
-                                        end_dim=-1, metadata={"layer": layer.name}), where)
-        elif isinstance(layer, Dense):
-            if layer.delay is not None and np.any(layer.delay):
-                raise ExportError(
-                    f"{where}: per-synapse delays cannot be written to NIR (nir.Linear has none); "
-                    "export this network to netx only"
-                )
-            add(f"{layer.name}.synapse", nir.Linear(weight=layer.weight.astype(np.float64),
-                                                    metadata={"layer": layer.name}), where)
-            neuron = layer.neuron
-            if neuron is None:
-                neuron = default_dense_neuron()
-            add(f"{layer.name}.neuron", _cuba_node(nir, layer.name, neuron, layer.bias, layer.shape, 1), where)
-        elif isinstance(layer, Conv):
-            assert layer.neuron is not None  # the IR requires a neuron on conv layers
-            add(f"{layer.name}.synapse", _conv_node(nir, layer, shape, where), where)
-            add(f"{layer.name}.neuron", _cuba_node(nir, layer.name, layer.neuron, layer.bias, layer.shape, 1), where)
+        for name, node in NIR_NODES[layer.kind](nir, layer, shape, where, nodes[INPUT_NODE].metadata):
+            add(name, node, where)
         shape = tuple(layer.out_shape)
     add(OUTPUT_NODE, nir.Output(output_type={"output": np.asarray(shape, dtype=np.int64)}), "output")
     names = list(nodes)

@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
 
-from export.ir import Conv, Dense, Flatten, InputLayer, Network
+from export.ir import Layer, Network
 from export.netx import read_netx
 from hw_targets.errors import SimulationError
 from sims.lava_compat import import_netx
 from sims.native import normalize_input
 from sims.result import SimResult
+
+
+#: Whether lava-dl's netx builds a block (neurons with an ``out`` port) for a layer of each IR kind.
+LAVA_BLOCK: dict[str, Callable[[Layer], bool]] = {
+    "input": lambda layer: layer.has_neurons,  # a shape-only input layer builds nothing
+    "dense": lambda layer: True,
+    "conv": lambda layer: True,
+    "flatten": lambda layer: False,  # folded into the next dense layer's input
+}
 
 
 def _to_xyz(frames: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
@@ -46,12 +55,15 @@ def run_lava(
     record_state: bool = False,
     input_bias: npt.ArrayLike | None = None,
     net: Network | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> SimResult:
     """Run the netx file at ``path`` in Lava on each sample of ``spikes``.
 
     Arguments mean what they mean in :func:`sims.native.simulate`; the result has
     the same structure. ``build_s`` holds the time spent building and compiling,
-    ``wall_s`` the time spent running steps.
+    ``wall_s`` the time spent running steps. ``net`` is the file's IR (read here
+    when None, with ``input_shape`` for a file that starts with a conv layer);
+    Lava gets the network's (C, H, W) input shape as netx's ``input_shape=(W, H, C)``.
 
     Raises:
         MissingDependencyError: Lava is not installed.
@@ -63,17 +75,18 @@ def run_lava(
     from lava.proc import io  # noqa: PLC0415
     from lava.proc.monitor.process import Monitor  # noqa: PLC0415
 
-    ir = net if net is not None else read_netx(path)
+    ir = net if net is not None else read_netx(path, input_shape)
     x, steps = normalize_input(ir, spikes, steps)
-    has_input_neuron = isinstance(ir.layers[0], InputLayer) and ir.layers[0].neuron is not None
-    neuron_layers = [i for i, l in enumerate(ir.layers) if isinstance(l, (Dense, Conv)) or
-                     (isinstance(l, InputLayer) and l.neuron is not None)]
+    has_input_neuron = ir.layers[0].has_neurons and not ir.layers[0].synaptic
+    neuron_layers = [i for i, l in enumerate(ir.layers) if LAVA_BLOCK[l.kind](l)]
     batch = x.shape[0]
     per_sample: list[dict[int, tuple[Any, Any, Any]]] = []
     build_s = run_s = 0.0
     for b in range(batch):
         t0 = time.perf_counter()
         kwargs: dict[str, Any] = {"net_config": str(path)}
+        if len(ir.input_shape) == 3:  # needed by files that start with a conv layer; ignored by the others
+            kwargs["input_shape"] = tuple(reversed(ir.input_shape))
         if reset_interval is not None:
             kwargs.update(reset_interval=reset_interval, reset_offset=reset_offset)
         lava_net = netx.hdf5.Network(**kwargs)
@@ -189,7 +202,7 @@ def _assemble(
             us.append(None if u is None else np.stack([per_sample[b][i][1] for b in range(batch)]).reshape(cur.shape))
             vs.append(None if u is None else np.stack([per_sample[b][i][2] for b in range(batch)]).reshape(cur.shape))
         else:
-            cur = prev.reshape(batch, steps, *layer.out_shape) if isinstance(layer, (Flatten, InputLayer)) else prev
+            cur = prev if layer.synaptic else prev.reshape(batch, steps, *layer.out_shape)
             us.append(None)
             vs.append(None)
         spikes.append(cur)

@@ -136,8 +136,39 @@ def default_dense_neuron() -> CubaNeuron:
     )
 
 
+class _LayerBase:
+    """What every IR layer kind has besides its fields: its output shape and its role.
+
+    Attributes:
+        synaptic: the layer is a synapse (one step of latency, synaptic events counted).
+    """
+
+    shape: tuple[int, ...]
+    synaptic: ClassVar[bool] = False
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    @property
+    def has_neurons(self) -> bool:
+        """Whether Lava builds neurons for the layer."""
+        return False
+
+
+class _SynapseLayer(_LayerBase):
+    """A synapse plus neurons (dense, conv): Lava always builds the neurons."""
+
+    synaptic: ClassVar[bool] = True
+
+    @property
+    def has_neurons(self) -> bool:
+        """Always (a dense layer without a neuron gets netx's default integrator)."""
+        return True
+
+
 @dataclass(frozen=True, eq=False)
-class InputLayer:
+class InputLayer(_LayerBase):
     """The network's entry.
 
     Without a neuron it only declares the input shape (netx builds no process).
@@ -157,12 +188,6 @@ class InputLayer:
     weight: int | None = None
     bias: int | None = None
     kind: str = field(default="input", init=False)
-    #: Whether the layer is a synapse (one step of latency, synaptic events counted).
-    synaptic: ClassVar[bool] = False
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.shape
 
     @property
     def has_neurons(self) -> bool:
@@ -182,7 +207,7 @@ class InputLayer:
 
 
 @dataclass(frozen=True, eq=False)
-class Dense:
+class Dense(_SynapseLayer):
     """Fully connected synapse plus CUBA-LIF neurons.
 
     Attributes:
@@ -199,16 +224,6 @@ class Dense:
     neuron: CubaNeuron | None = None
     delay: IntArray | None = None
     kind: str = field(default="dense", init=False)
-    synaptic: ClassVar[bool] = True
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.shape
-
-    @property
-    def has_neurons(self) -> bool:
-        """Always: without a neuron netx builds its default integrator."""
-        return True
 
     def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
         """Validate against the (N,) input flowing in.
@@ -236,7 +251,7 @@ class Dense:
 
 
 @dataclass(frozen=True, eq=False)
-class Conv:
+class Conv(_SynapseLayer):
     """2-D convolution synapse (torch layout, cross-correlation) plus CUBA-LIF neurons.
 
     Attributes:
@@ -258,16 +273,6 @@ class Conv:
     bias: IntArray | None = None
     neuron: CubaNeuron | None = None
     kind: str = field(default="conv", init=False)
-    synaptic: ClassVar[bool] = True
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.shape
-
-    @property
-    def has_neurons(self) -> bool:
-        """Always (netx requires a neuron on conv layers)."""
-        return True
 
     def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
         """Validate against the (C, H, W) input flowing in.
@@ -302,22 +307,12 @@ class Conv:
 
 
 @dataclass(frozen=True, eq=False)
-class Flatten:
+class Flatten(_LayerBase):
     """Reshape (C, H, W) -> (C*H*W,) in C order (torch ``flatten(1)`` on NCHW)."""
 
     name: str
     shape: tuple[int, ...]
     kind: str = field(default="flatten", init=False)
-    synaptic: ClassVar[bool] = False
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.shape
-
-    @property
-    def has_neurons(self) -> bool:
-        """Never: a reshape."""
-        return False
 
     def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
         """Validate against the shape flowing in.

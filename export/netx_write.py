@@ -10,7 +10,6 @@ writes to a temporary name and renames. Each IR layer kind has one entry in
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +17,7 @@ import h5py
 import numpy as np
 
 from export import netx_dense
+from export.files import atomic_output
 from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network
 from export.netx_dense import dense_weight_fault
 from hw_targets import constants as C
@@ -139,13 +139,6 @@ def _write_layer(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None
     LAYER_WRITERS[layer.kind](g, layer, in_shape)
 
 
-def _default_mode() -> int:
-    """The permissions a new file gets under the current umask (mkstemp's are 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
     """Write ``net`` as a netx HDF5 file that lava-dl's ``netx.hdf5.Network`` loads.
 
@@ -160,35 +153,20 @@ def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
     """
     check_writable(net)
     out = Path(path)
-    if not out.parent.exists():
-        raise ExportError(f"{out}: folder {out.parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".netx-", suffix=".tmp", dir=out.parent)
-    except OSError as exc:
-        raise ExportError(f"{out}: cannot write into {out.parent} ({exc.strerror})") from None
-    os.close(fd)
-    try:
-        os.chmod(tmp, _default_mode())
-        with h5py.File(tmp, "w") as f:
-            lg = f.create_group("layer")
-            offset = 0
-            if not isinstance(net.layers[0], InputLayer):
-                g = lg.create_group("0")
-                _put_type(g, "type", "input")
-                g.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
-                offset = 1
-            shape = net.input_shape
-            for i, layer in enumerate(net.layers):
-                _write_layer(lg.create_group(str(i + offset)), layer, shape)
-                shape = layer.out_shape
-            if net.simulation:
-                sg = f.create_group("simulation")
-                for key, value in net.simulation:
-                    sg.create_dataset(key, data=value)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise ExportError(f"{out}: cannot write ({exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(out, ExportError) as tmp, h5py.File(tmp, "w") as f:
+        lg = f.create_group("layer")
+        offset = 0
+        if not isinstance(net.layers[0], InputLayer):
+            g = lg.create_group("0")
+            _put_type(g, "type", "input")
+            g.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
+            offset = 1
+        shape = net.input_shape
+        for i, layer in enumerate(net.layers):
+            _write_layer(lg.create_group(str(i + offset)), layer, shape)
+            shape = layer.out_shape
+        if net.simulation:
+            sg = f.create_group("simulation")
+            for key, value in net.simulation:
+                sg.create_dataset(key, data=value)
     return out

@@ -8,6 +8,7 @@ in :data:`LAYER_COUNTS`; the limit rules of :mod:`export.check` use the same cou
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -70,20 +71,25 @@ class LayerCounts:
             conv: one output channel's kernel, zeros included); 0 without synapses.
     """
 
-    neurons: int = 0
-    synapses: int = 0
-    connections: int = 0
-    memory_bytes: int = 0
-    fan_in: int = 0
-    input_axons: int = 0
-    kernel_weights: int = 0
+    neurons: int
+    synapses: int
+    connections: int
+    memory_bytes: int
+    fan_in: int
+    input_axons: int
+    kernel_weights: int
+
+
+#: A layer that stores and connects nothing (flatten, a shape-only input layer).
+NOTHING = LayerCounts(neurons=0, synapses=0, connections=0, memory_bytes=0, fan_in=0, input_axons=0, kernel_weights=0)
 
 
 def _input_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> LayerCounts:
     if not layer.has_neurons:
-        return LayerCounts()  # the host feeds the first synapse
+        return NOTHING  # the host feeds the first synapse
     n = int(np.prod(layer.shape))
-    return LayerCounts(neurons=n, input_axons=n, fan_in=1)  # each input neuron receives one external line
+    # Each input neuron receives the one external input line.
+    return dataclasses.replace(NOTHING, neurons=n, input_axons=n, fan_in=1)
 
 
 def _dense_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> LayerCounts:
@@ -110,7 +116,7 @@ def _conv_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> L
 
 
 def _flatten_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> LayerCounts:
-    return LayerCounts()
+    return NOTHING
 
 
 #: One entry per IR layer kind: ``counts(layer, in_shape, weight_bits)``.

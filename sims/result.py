@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -11,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from export.files import atomic_output
 from hw_targets.errors import SimulationError
 
 
@@ -58,21 +58,8 @@ class SimResult:
         for i, s in enumerate(self.spikes):
             arrays[f"layer{i}_spikes"] = s
         arrays.update(extra or {})
-        if not out.parent.is_dir():
-            raise SimulationError(f"{out}: folder {out.parent} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".npz", dir=out.parent)
-        os.close(fd)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        try:
+        with atomic_output(out, SimulationError, suffix=".npz") as tmp:
             np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, out)
-        except OSError as exc:
-            raise SimulationError(f"{out}: cannot write ({exc})") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return out
 
 

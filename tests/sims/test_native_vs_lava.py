@@ -16,14 +16,16 @@ from netgen import KINDS, random_case
 from sims.lava import run_lava
 from sims.native import simulate
 from sims.result import first_difference
+from hw_targets.errors import ExportError
 
 pytestmark = pytest.mark.lava
 
 
-def _assert_same(path: Path, spikes: np.ndarray, steps: int | None = None, **options) -> None:  # type: ignore[no-untyped-def]
-    net = read_netx(path)
+def _assert_same(path: Path, spikes: np.ndarray, steps: int | None = None,  # type: ignore[no-untyped-def]
+                 input_shape: tuple[int, ...] | None = None, **options) -> None:
+    net = read_netx(path, input_shape)
     native = simulate(net, spikes, steps, record_state=True, **options)
-    lava = run_lava(path, spikes, steps, record_state=True, **options)
+    lava = run_lava(path, spikes, steps, record_state=True, net=net, **options)
     diff = first_difference(native, lava, states=True)
     assert diff is None, diff
     assert np.array_equal(native.synops, lava.synops)
@@ -123,7 +125,7 @@ def test_pilotnet_spike_traces_match_lava_layers() -> None:
 # ----------------------------------------------------------------------------- slayer's own exporter
 
 
-def _slayer_file(tmp_path: Path, conv: bool, seed: int) -> tuple[Path, tuple[int, ...]]:
+def _slayer_file(tmp_path: Path, conv: bool, seed: int, input_layer: bool = True) -> tuple[Path, tuple[int, ...]]:
     from sims.lava_compat import import_netx
 
     import_netx()
@@ -146,11 +148,11 @@ def _slayer_file(tmp_path: Path, conv: bool, seed: int) -> tuple[Path, tuple[int
     x = (torch.rand(1, *in_shape, 8) < 0.3).float()  # slayer: (N, C, H, W, T)
     for block in blocks:
         x = block(x)  # one forward pass so conv shapes are known
-    path = tmp_path / f"slayer-{conv}-{seed}.net"
+    path = tmp_path / f"slayer-{conv}-{seed}-{input_layer}.net"
     with h5py.File(path, "w") as f:
         layer = f.create_group("layer")
         offset = 0
-        if conv:
+        if conv and input_layer:
             g = layer.create_group("0")
             g.create_dataset("type", (1,), "S10", [b"input"])
             g.create_dataset("shape", data=np.array(in_shape))
@@ -166,3 +168,22 @@ def test_slayer_exported_files_match_lava(conv: bool, seed: int, lava_netx, tmp_
     path, in_shape = _slayer_file(tmp_path, conv, seed)
     x = random_spikes(seed, (1, 12, *in_shape), 0.4)
     _assert_same(path, x)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_slayer_conv_first_files_match_lava(seed: int, lava_netx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Files as slayer's exporter writes them for a conv-first network: no input layer; the input
+    shape comes from the caller (Lava: ``netx.hdf5.Network(input_shape=(W, H, C))``)."""
+    path, in_shape = _slayer_file(tmp_path, True, seed, input_layer=False)
+    with h5py.File(path) as f:
+        assert f["layer/0/type"][0] == b"conv"
+    x = random_spikes(seed, (1, 12, *in_shape), 0.4)
+    _assert_same(path, x, input_shape=in_shape)
+
+
+def test_conv_first_file_without_input_shape_names_the_fix(lava_netx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path, in_shape = _slayer_file(tmp_path, True, 0, input_layer=False)
+    with pytest.raises(ExportError, match=r"layer 0 \(conv\): 'type': conv as the first layer needs the input shape"):
+        read_netx(path)
+    with pytest.raises(ExportError, match=r"layer 0 \(conv\).*weight has shape"):
+        read_netx(path, (3, *in_shape[1:]))  # wrong channel count

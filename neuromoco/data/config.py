@@ -189,8 +189,3 @@ class DatasetInfo:
     mirror_safe: bool
     skipped_files: int
     data_root: str | None
-
-    @property
-    def split_sizes(self) -> dict[str, int]:
-        """``{"train": train_size, "test": test_size}``."""
-        return {"train": self.train_size, "test": self.test_size}

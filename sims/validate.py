@@ -4,8 +4,9 @@ Runs the float model, the QAT model and the exported netx file (native
 simulator on all samples, Lava on a few) and compares them: top-1 accuracy of
 each, top-1 agreement, and per layer the correlation of spike counts and the
 mean absolute firing-rate difference. The native simulator must equal Lava on
-every sample it is compared on, spike for spike; any difference is a hard
-failure naming the first layer and step.
+every sample it is compared on, spike for spike: the report names the first
+layer and step that differ, and ``nmoco validate`` fails on it (``nmoco demo``
+exits with 1).
 
 This module loads the float model through ``neuromoco`` (inside functions, as
 DESIGN allows for validation); the arithmetic it checks is ``sims.native``'s.
@@ -44,8 +45,10 @@ class ValidationReport:
 
     samples: int
     lava_samples: int
+    # T, the input steps of a sample (the data's and checkpoint's ``n_time_bins``); the simulators ran
+    # time_steps + latency steps. The name matches the export sidecar's "time_steps" key.
     time_steps: int
-    latency: int
+    latency: int  # steps of synaptic delay, one per synaptic layer
     accuracy: dict[str, float]
     agreement_float_fixed: float
     qat_equals_native: bool
@@ -87,6 +90,64 @@ def float_layer_spikes(model: Any, frames: Any) -> list[npt.NDArray[np.float64]]
     return counts
 
 
+@dataclass
+class ValidationInputs:
+    """A run made ready for validation: both models, the integer network and its netx file, the test split.
+
+    Attributes:
+        qmodel: The QAT model (the run's own, or the run's float model converted), in eval mode.
+        float_model: The float reference, or None (a QAT run without a loadable ``[train] init``).
+        net: The integer network read out of ``qmodel``.
+        netx_path: Where ``net`` was written (Lava reads the file).
+        test: The test split, framed as training reads it.
+        class_names: One name per label.
+        samples: How many test samples are validated.
+    """
+
+    qmodel: Any
+    float_model: Any
+    net: Network
+    netx_path: Path
+    test: Any
+    class_names: list[str]
+    samples: int
+
+
+@dataclass
+class ValidationRuns:
+    """What float, QAT, native (and Lava) gave on the validated samples.
+
+    Attributes:
+        labels: ``(n,)`` true labels.
+        preds: Predicted labels per backend (``float``, ``qat``, ``native``, ``lava``); empty when not run.
+        float_counts: Per batch, per layer spike counts over time ``(B, *shape)`` of the float model.
+        fixed_counts: The same of the native simulator.
+        spike_counts: Per batch ``(B, layers)`` native spike counts (for the energy estimate).
+        synops: Per batch ``(B, layers)`` native synaptic operations.
+        qat_equal: QAT spikes equal native spikes at every layer and step.
+        raster: Native spikes ``(steps, *shape)`` of sample 0, per layer.
+        timings_s: Seconds spent per backend.
+        steps: Simulator steps: T input steps plus the network's synaptic latency.
+        lava_samples: Samples also run in Lava.
+        lava_equal: Native equals Lava on those samples; None when Lava did not run.
+        first_lava_difference: The first layer and step where they differ, if any.
+    """
+
+    labels: npt.NDArray[np.int64]
+    preds: dict[str, list[int]]
+    float_counts: list[list[npt.NDArray[np.float64]]] = field(default_factory=list)
+    fixed_counts: list[list[npt.NDArray[np.float64]]] = field(default_factory=list)
+    spike_counts: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    synops: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    qat_equal: bool = True
+    raster: list[npt.NDArray[np.bool_]] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    lava_samples: int = 0
+    lava_equal: bool | None = None
+    first_lava_difference: str | None = None
+
+
 def validate(
     run: str | Path,
     samples: int | None = None,
@@ -98,119 +159,174 @@ def validate(
 ) -> ValidationReport:
     """Validate a trained run: float, QAT, native and (on ``lava_samples``) Lava, on the test split.
 
+    A difference between native and Lava is reported (``lava_equals_native``,
+    ``first_lava_difference``), not raised; ``nmoco validate`` turns it into an error.
+
     Args:
         run: run folder or checkpoint.
         samples: test samples to use (default: all).
         lava_samples: how many of them also run in Lava (0 to skip).
         backend: ``native`` runs every sample natively; ``lava`` runs every sample in Lava too.
-        out_dir: where the netx file goes (default: ``<run>/validate``).
+        out_dir: where the netx file goes (default: ``validate/`` in the run folder, or next to the checkpoint).
         batch_size: samples per native/float batch.
         progress: show a tqdm bar.
 
     Raises:
-        SimulationError: native and Lava differ on some sample (names the first layer and step).
+        ConfigError: No readable checkpoint at ``run``.
+        SimulationError: No test samples to validate on.
     """
-    import torch
-    from tqdm import tqdm
+    inputs = load_validation(run, samples, out_dir)
+    runs = run_validation(inputs, lava_samples=lava_samples, backend=backend, batch_size=batch_size,
+                          progress=progress)
+    return compare_runs(inputs, runs)
 
+
+def load_validation(run: str | Path, samples: int | None = None, out_dir: str | Path | None = None) -> ValidationInputs:
+    """Load a run, its float reference and its test split, and write the integer network as netx.
+
+    Args:
+        run: run folder or checkpoint.
+        samples: test samples to use (default: all).
+        out_dir: where the netx file goes (default: ``validate/`` in the run folder, or next to the checkpoint).
+
+    Raises:
+        ConfigError: No readable checkpoint at ``run``.
+        SimulationError: No test samples to validate on.
+    """
     from export.lower import quant_to_ir
     from export.netx import write_netx
     from neuromoco.data import DataConfig, dataset_info
     from neuromoco.data.registry import build_frames
-    from neuromoco.models.base import readout_logits
+    from neuromoco.pipeline.runs import float_init, float_reference, load_run
     from neuromoco.quant.convert import to_quant
     from neuromoco.quant.layers import QuantLoihiNet
-    from neuromoco.train.checkpoint import load_model_from_run
-    from sims.lava import run_lava
-    from sims.native import simulate
 
-    model, info = load_model_from_run(run)
+    model, info = load_run(run)
     input_shape = tuple(int(s) for s in info["input_shape"])
     data_cfg = DataConfig(**info["data_cfg"])
     test = build_frames(data_cfg, "test")  # as training reads it (static images: T frames the model codes)
     names = list(dataset_info(data_cfg).class_names)
-    total = len(test)
-    n = total if samples is None else min(samples, total)
+    n = len(test) if samples is None else min(samples, len(test))
     if n <= 0:
         raise SimulationError("no test samples to validate on")
-    if isinstance(model, QuantLoihiNet):
-        # A QAT run: its float reference is the run it was initialised from (``[train] init``).
-        qmodel, float_model = model, None
-        init = str(info.get("config", {}).get("train", {}).get("init", ""))
-        if init:
-            try:
-                float_model, _ = load_model_from_run(init)
-            except NmocoError as exc:
-                warnings.warn(f"float reference {init} not loadable ({exc}); float columns are left out", stacklevel=2)
-    else:
-        qmodel, float_model = to_quant(model, input_shape), model
+    float_model = None
+    try:
+        float_model = float_reference(model, info)
+    except NmocoError as exc:
+        warnings.warn(f"float reference {float_init(info)} not loadable ({exc}); float columns are left out",
+                      stacklevel=3)
+    qmodel = model if isinstance(model, QuantLoihiNet) else to_quant(model, input_shape)
     qmodel.eval()
     net: Network = quant_to_ir(qmodel)
     folder = Path(out_dir) if out_dir is not None else Path(run if Path(run).is_dir() else Path(run).parent) / "validate"
     folder.mkdir(parents=True, exist_ok=True)
     path = write_netx(net, folder / "model.net")
-    latency = qmodel.latency
+    return ValidationInputs(qmodel=qmodel, float_model=float_model, net=net, netx_path=path, test=test,
+                            class_names=names, samples=n)
 
-    labels = np.zeros(n, dtype=np.int64)
-    preds: dict[str, list[int]] = {"float": [], "qat": [], "native": []}
-    float_counts: list[list[npt.NDArray[np.float64]]] = []
-    fixed_counts: list[list[npt.NDArray[np.float64]]] = []
-    spike_counts, synops = [], []
-    qat_equal = True
-    raster: list[npt.NDArray[np.bool_]] = []
-    timings = {"float": 0.0, "qat": 0.0, "native": 0.0, "lava": 0.0}
-    steps = 0
+
+def run_validation(
+    inputs: ValidationInputs,
+    lava_samples: int = 2,
+    backend: str = "native",
+    batch_size: int = 128,
+    progress: bool = True,
+) -> ValidationRuns:
+    """Run the float model, the QAT model and the native simulator on every sample, then Lava on the first few.
+
+    Args:
+        inputs: What :func:`load_validation` prepared.
+        lava_samples: how many samples also run in Lava (0 to skip).
+        backend: ``native`` runs every sample natively; ``lava`` runs every sample in Lava too.
+        batch_size: samples per native/float batch.
+        progress: show a tqdm bar.
+    """
+    runs = _run_batches(inputs, batch_size, progress)
+    runs.lava_samples = inputs.samples if backend == "lava" else min(lava_samples, inputs.samples)
+    if runs.lava_samples > 0:
+        _run_lava(inputs, runs)
+    return runs
+
+
+def _frames(items: list[Any]) -> Any:
+    """The frames of test items as one float batch ``(T, B, C, H, W)``."""
+    import torch
+
+    return torch.stack([torch.as_tensor(f) for f, _ in items]).transpose(0, 1).float()
+
+
+def _run_batches(inputs: ValidationInputs, batch_size: int, progress: bool) -> ValidationRuns:
+    """Float, QAT and native on every validated sample, batch by batch."""
+    import torch
+    from tqdm import tqdm
+
+    from neuromoco.models.base import readout_logits
+    from sims.native import simulate
+
+    qmodel, float_model, n = inputs.qmodel, inputs.float_model, inputs.samples
+    runs = ValidationRuns(labels=np.zeros(n, dtype=np.int64), preds={"float": [], "qat": [], "native": []},
+                          timings_s={"float": 0.0, "qat": 0.0, "native": 0.0, "lava": 0.0})
     bar = tqdm(total=n, desc="validate", disable=not progress, leave=False)
     for start in range(0, n, batch_size):
-        idx = range(start, min(n, start + batch_size))
-        items = [test[i] for i in idx]
-        frames = torch.stack([torch.as_tensor(f) for f, _ in items]).transpose(0, 1).float()  # (T, B, C, H, W)
-        labels[start : start + len(items)] = [int(y) for _, y in items]
+        items = [inputs.test[i] for i in range(start, min(n, start + batch_size))]
+        frames = _frames(items)  # (T, B, C, H, W)
+        runs.labels[start : start + len(items)] = [int(y) for _, y in items]
         if float_model is not None:
             t0 = time.perf_counter()
             counts = float_layer_spikes(float_model, frames)
-            timings["float"] += time.perf_counter() - t0
-            float_counts.append(counts)
-            preds["float"] += counts[-1].argmax(1).tolist()
+            runs.timings_s["float"] += time.perf_counter() - t0
+            runs.float_counts.append(counts)
+            runs.preds["float"] += counts[-1].argmax(1).tolist()
         t0 = time.perf_counter()
         with torch.no_grad():
             q_layers = qmodel.run_layers(frames)
-        timings["qat"] += time.perf_counter() - t0
-        q_out = q_layers[-1][0]
-        preds["qat"] += readout_logits(qmodel, q_out).argmax(1).tolist()
+        runs.timings_s["qat"] += time.perf_counter() - t0
+        runs.preds["qat"] += readout_logits(qmodel, q_layers[-1][0]).argmax(1).tolist()
         # What the chip receives: the frames, or the binary code of a static image (latency coding).
         binary = qmodel.input_spikes(frames).transpose(0, 1).numpy().astype(np.int32)  # (B, T, C, H, W)
-        steps = binary.shape[1] + latency
-        result = simulate(net, binary, steps)
-        timings["native"] += result.wall_s
-        preds["native"] += result.out_spikes.sum(axis=1).argmax(axis=1).tolist()
-        fixed_counts.append([s.sum(axis=1).astype(np.float64) for s in result.spikes])
-        spike_counts.append(result.layer_spike_counts)
-        synops.append(result.synops)
+        # The simulator runs T input steps plus one step of synaptic delay per layer, so the last input
+        # reaches the output.
+        runs.steps = binary.shape[1] + qmodel.latency
+        result = simulate(inputs.net, binary, runs.steps)
+        runs.timings_s["native"] += result.wall_s
+        runs.preds["native"] += result.out_spikes.sum(axis=1).argmax(axis=1).tolist()
+        runs.fixed_counts.append([s.sum(axis=1).astype(np.float64) for s in result.spikes])
+        runs.spike_counts.append(result.layer_spike_counts)
+        runs.synops.append(result.synops)
         for i, (s, _, _) in enumerate(q_layers):
             if not np.array_equal(s.transpose(0, 1).numpy().astype(bool), result.spikes[i]):
-                qat_equal = False
-        if not raster:
-            raster = [s[0] for s in result.spikes]
+                runs.qat_equal = False
+        if not runs.raster:
+            runs.raster = [s[0] for s in result.spikes]
         bar.update(len(items))
     bar.close()
+    return runs
 
-    lava_equal: bool | None = None
-    first_diff: str | None = None
-    n_lava = n if backend == "lava" else min(lava_samples, n)
-    if n_lava > 0:
-        items = [test[i] for i in range(n_lava)]
-        frames_t = torch.stack([torch.as_tensor(f) for f, _ in items]).transpose(0, 1).float()  # (T, B, C, H, W)
-        with torch.no_grad():
-            binary = qmodel.input_spikes(frames_t).transpose(0, 1).numpy().astype(np.int32)
-        t0 = time.perf_counter()
-        lava = run_lava(path, binary, steps, net=net)
-        timings["lava"] = time.perf_counter() - t0
-        native = simulate(net, binary, steps)
-        first_diff = first_difference(native, lava)
-        lava_equal = first_diff is None
-        preds["lava"] = lava.out_spikes.sum(axis=1).argmax(axis=1).tolist()
 
+def _run_lava(inputs: ValidationInputs, runs: ValidationRuns) -> None:
+    """Lava on the first ``runs.lava_samples`` samples, compared with the native simulator spike for spike."""
+    import torch
+
+    from sims.lava import run_lava
+    from sims.native import simulate
+
+    frames = _frames([inputs.test[i] for i in range(runs.lava_samples)])  # (T, B, C, H, W)
+    with torch.no_grad():
+        binary = inputs.qmodel.input_spikes(frames).transpose(0, 1).numpy().astype(np.int32)
+    t0 = time.perf_counter()
+    lava = run_lava(inputs.netx_path, binary, runs.steps, net=inputs.net)
+    runs.timings_s["lava"] = time.perf_counter() - t0
+    native = simulate(inputs.net, binary, runs.steps)
+    runs.first_lava_difference = first_difference(native, lava)
+    runs.lava_equal = runs.first_lava_difference is None
+    runs.preds["lava"] = lava.out_spikes.sum(axis=1).argmax(axis=1).tolist()
+
+
+def compare_runs(inputs: ValidationInputs, runs: ValidationRuns) -> ValidationReport:
+    """Accuracy per backend, float/fixed agreement, confusion, per-layer rates and energy, as one report."""
+    n, names, net = inputs.samples, inputs.class_names, inputs.net
+    latency = inputs.qmodel.latency
+    labels, preds = runs.labels, runs.preds
     accuracy = {k: float(np.mean(np.array(v) == labels[: len(v)])) for k, v in preds.items() if v}
     fixed_pred = np.array(preds["native"])
     agreement = float(np.mean(np.array(preds["float"]) == fixed_pred)) if preds["float"] else float("nan")
@@ -218,20 +334,21 @@ def validate(
     np.add.at(confusion, (labels, fixed_pred), 1)
 
     layers: list[LayerComparison] = []
-    if float_counts:
-        t_float = max(1, steps - latency)
+    if runs.float_counts:
+        t_float = max(1, runs.steps - latency)
         for i, layer in enumerate(net.layers):
-            f = np.concatenate([c[i] for c in float_counts]).reshape(n, -1) / t_float
-            x = np.concatenate([c[i] for c in fixed_counts]).reshape(n, -1) / t_float
+            f = np.concatenate([c[i] for c in runs.float_counts]).reshape(n, -1) / t_float
+            x = np.concatenate([c[i] for c in runs.fixed_counts]).reshape(n, -1) / t_float
             layers.append(LayerComparison(layer.name, float(f.mean()), float(x.mean()), _corr(f, x),
                                           float(np.abs(f - x).mean())))
     report = ValidationReport(
-        samples=n, lava_samples=n_lava, time_steps=steps - latency, latency=latency, accuracy=accuracy,
-        agreement_float_fixed=agreement, qat_equals_native=qat_equal, lava_equals_native=lava_equal,
-        first_lava_difference=first_diff, layers=layers, confusion=confusion, class_names=names,
-        timings_s=timings, raster=raster, raster_names=[layer.name for layer in net.layers],
+        samples=n, lava_samples=runs.lava_samples, time_steps=runs.steps - latency, latency=latency,
+        accuracy=accuracy, agreement_float_fixed=agreement, qat_equals_native=runs.qat_equal,
+        lava_equals_native=runs.lava_equal, first_lava_difference=runs.first_lava_difference, layers=layers,
+        confusion=confusion, class_names=names, timings_s=runs.timings_s, raster=runs.raster,
+        raster_names=[layer.name for layer in net.layers],
     )
-    report.energy = _energy(net, np.concatenate(spike_counts), np.concatenate(synops), steps)
+    report.energy = _energy(net, np.concatenate(runs.spike_counts), np.concatenate(runs.synops), runs.steps)
     return report
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Sized
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any
 
 from hw_targets.errors import ConfigError, DataError
+from neuromoco.cli_args import PLUGGED, check_writable
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``data`` subcommand to the ``nmoco`` subparsers."""
-    p = sub.add_parser("data", help="describe a dataset (samples, classes, events) and optionally draw samples")
+    p = sub.add_parser("data", help=PLUGGED["data"].help)
     p.add_argument("name", help="ndigits, digits, nmnist, ncaltech101, dvs_cifar10 or dvs_gesture")
     p.add_argument("--data-root", default=None, help="folder holding a real dataset's files")
     p.add_argument("--show", type=int, default=None, metavar="N", help="draw N framed training samples (needs --out)")
@@ -41,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit <= 0:
         raise ConfigError(f"--limit {args.limit}: must be a positive number of samples")
     if args.out is not None:
-        from neuromoco.cli import check_writable  # the one output probe of every command
-
         check_writable(Path(args.out), "--out")
     cfg = DataConfig(name=canonical_name(args.name), data_root=args.data_root)
     info = dataset_info(cfg)
@@ -66,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _event_counts(cfg: Any, limit: int | None) -> NDArray[Any]:
+    import numpy as np
+
     from neuromoco.data.registry import event_source
 
     counts: list[int] = []
@@ -83,13 +84,13 @@ def _draw(cfg: Any, info: Any, count: int, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from neuromoco.data.registry import build_dataset, is_static
 
     if not out.parent.is_dir():
         raise DataError(f"{out}: folder {out.parent} does not exist")
-    dataset = build_dataset(cfg, "train")
-    assert isinstance(dataset, Sized)
+    dataset: Any = build_dataset(cfg, "train")  # a map-style torch Dataset: len() and [i]
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int))
     if is_static(info.name):
         cols = int(np.ceil(np.sqrt(len(picks))))

@@ -36,7 +36,10 @@ class DataConfig:
             ``ndigits`` and ``digits``.
         n_time_bins: ``T``, frames per sample. 8 keeps ``ndigits`` training fast on 2 CPU
             cores (one bin is ~40 ms of its 315 ms saccade recording). For static images,
-            the steps each image is coded into (``[model] encoding``).
+            the steps each image is coded into (``[model] encoding``). The project's one name for
+            ``T``: checkpoints store it under this key too. Two other names differ on purpose: the
+            export sidecar's ``time_steps`` (an on-disk key older exports use; same value) and the
+            simulators' ``steps``, which count ``T`` plus one step of synaptic delay per layer.
         time_window_us: If set, each frame spans this many microseconds from the first
             event (zero-padded or cut to ``n_time_bins`` frames); if None, the recording
             is split into ``n_time_bins`` equal spans (tonic ``ToFrame(n_time_bins=...)``).
@@ -189,8 +192,3 @@ class DatasetInfo:
     mirror_safe: bool
     skipped_files: int
     data_root: str | None
-
-    @property
-    def split_sizes(self) -> dict[str, int]:
-        """``{"train": train_size, "test": test_size}``."""
-        return {"train": self.train_size, "test": self.test_size}

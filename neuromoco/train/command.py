@@ -13,24 +13,14 @@ import json
 import tempfile
 from pathlib import Path
 
-from neuromoco.cli import positive_int
+from neuromoco.cli_args import PLUGGED, fraction, positive_int
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
-    return value
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``train`` subcommand to the ``nmoco`` parser."""
     p = sub.add_parser(
         "train",
-        help="pre-train (NeuroMoCo), fine-tune or linear-probe a spiking backbone",
+        help=PLUGGED["train"].help,
         description="Train one stage. Defaults live in neuromoco.train.config; a flag overrides the TOML field named.",
     )
     p.add_argument("--config", help="TOML file with [data] [augment] [model] [moco] [optim] [train] sections")
@@ -40,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--out", help="[train] out: run folder")
     p.add_argument("--resume", action="store_true", default=None, help="[train] resume from <out>/checkpoints/last.pt")
     p.add_argument("--model", help="[model] name (loihinet_s, loihinet_m, sew_resnet18, spikformer_2_256)")
-    p.add_argument("--label-fraction", dest="label_fraction", type=_fraction, help="[train] label_fraction")
+    p.add_argument("--label-fraction", dest="label_fraction", type=fraction, help="[train] label_fraction")
     p.add_argument("--epochs", type=positive_int, help="[train] epochs")
     p.add_argument("--seed", type=int, help="[train] seed")
     p.add_argument("--init", help="[train] init: pre-training run folder or checkpoint to start from")

@@ -277,12 +277,18 @@ def config_from_dict(tables: Mapping[str, Any], base: TrainConfig | None = None)
         raise ConfigError(str(exc)) from None
 
 
-def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Read a TOML config and apply CLI overrides.
+def load_config(
+    path: str | Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+) -> TrainConfig:
+    """Read a TOML config and apply section overrides, then CLI overrides.
 
     Args:
         path: TOML file; None for the defaults.
         overrides: ``{flag_dest: value}`` with keys from :data:`FLAG_FIELDS`; None values are ignored.
+        sections: ``{section: {key: value}}`` merged key by key into the file's tables (a program's own
+            settings on top of a recipe, as ``nmoco demo`` does); checked like the file's keys.
 
     Returns:
         The resolved config.
@@ -302,6 +308,8 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
             raise ConfigError(f"{path}: cannot read the config ({getattr(exc, 'strerror', None) or exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for section_name, values in (sections or {}).items():
+        tables.setdefault(section_name, {}).update(values)
     for dest, value in (overrides or {}).items():
         if value is None:
             continue

@@ -15,7 +15,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/nmoco demo
 
-# mypy --strict over hw_targets/, export/, sims/, neuromoco/{ssl,quant,train}/ (configured in pyproject.toml).
+# mypy --strict over hw_targets/, export/, sims/, neuromoco/{ssl,quant,train,pipeline}/, neuromoco/cli*.py (configured in pyproject.toml).
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 

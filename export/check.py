@@ -1,16 +1,14 @@
-"""Does an integer network fit a hardware target, and how much of the chip does it take?
+"""Does an integer network fit a hardware target?
 
-Two things live here, both reading only the IR and the target's data:
+The limit rules, reading only the IR and the target's data:
 
 - **Limit rules.** :data:`RULES` is a tuple of small named functions
   ``rule(net, target) -> list[Violation]``. :func:`check_network` runs them all
   and raises :class:`~hw_targets.errors.TargetLimitError` whose message starts
   with the rule's name and the layer, gives the value and the limit, and says
   what to do. A rule whose limit the target does not source is skipped.
-- **Resource estimate.** :func:`estimate_resources` (defined in
-  :mod:`export.resources`, re-exported here) gives per layer the neurons,
-  synapses, synaptic memory, fan-in and cores, and the chip count. The rules
-  that need fan-in or synaptic memory use the same per-kind counts.
+- The **resource estimate** lives in :mod:`export.resources`; the rules that
+  need fan-in or synaptic memory use its per-kind counts.
 
 Not checked, on purpose: the 24-bit ``u``/``v`` states. They wrap (``u``) and
 saturate (``v``) legitimately, exactly as the simulator reproduces, so no
@@ -28,16 +26,7 @@ import numpy.typing as npt
 
 from export import netx_dense
 from export.netx_dense import dense_weight_fault, dense_weight_range
-from export.resources import (  # noqa: F401  (the estimate is re-exported: export.check is its public home)
-    LayerResources,
-    ResourceTable,
-    conv_fan_in,
-    conv_input_axons,
-    estimate_resources,
-    in_shapes,
-    is_sourced,
-    layer_counts,
-)
+from export.resources import in_shapes, is_sourced, layer_counts
 from export.ir import Conv, CubaNeuron, Dense, Layer, Network
 from hw_targets.base import Target
 from hw_targets.errors import TargetLimitError

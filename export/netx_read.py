@@ -38,7 +38,7 @@ from export.netx_h5 import (
     to_int,
 )
 from hw_targets import constants as C
-from hw_targets.errors import ExportError, IRError
+from hw_targets.errors import ExportError, InputShapeError, IRError
 
 #: Layer types netx knows but cannot build (NotImplementedError/AttributeError in lava-dl 0.6).
 REFUSED_TYPES = {
@@ -242,8 +242,9 @@ def _first_shape(ctx: Ctx, chain: _Chain, found: tuple[int, ...] | None, kind: s
     elif found is not None:
         shape = found
     else:
-        raise ctx.err("type", f"{kind} as the first layer needs the input shape: the file has no input layer; "
-                              "pass the input shape (nmoco: --input-shape C H W, or input data)")
+        raise InputShapeError(f"{ctx.where()}: 'type': {kind} as the first layer needs the input shape: the file "
+                              "has no input layer; pass the input shape (nmoco simulate: --input-shape C H W, or "
+                              "input data of shape (T, C, H, W))")
     chain.input_shape = shape
     return shape
 
@@ -298,6 +299,7 @@ def read_netx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
     Raises:
         ExportError: the file is missing, not HDF5, or a layer is malformed or of
             a type netx cannot build; the message names the file, layer and field.
+        InputShapeError: the file starts with a conv layer and ``input_shape`` is None.
     """
     ctx = Ctx(str(path))
     try:

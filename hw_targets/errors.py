@@ -29,6 +29,11 @@ class ExportError(NmocoError, ValueError):
     """A file could not be written or read in the requested format."""
 
 
+class InputShapeError(ExportError):
+    """A netx file starts with a synapse that does not say its input shape (lava-dl writes conv-first
+    files without an input layer); the caller must give the shape."""
+
+
 class SimulationError(NmocoError, RuntimeError):
     """A simulation could not be run on the given input."""
 

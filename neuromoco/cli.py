@@ -40,7 +40,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from neuromoco.pipeline.simulate import SimulateOptions, simulate_file
 
     options = SimulateOptions(backend=args.backend, steps=args.steps, reset_interval=args.reset_interval,
-                              reset_offset=args.reset_offset, energy=args.energy)
+                              reset_offset=args.reset_offset, energy=args.energy,
+                              input_shape=None if args.input_shape is None else tuple(args.input_shape))
     simulate_file(args.model, args.input, args.out, options)
     return 0
 
@@ -93,6 +94,9 @@ def _add_builtin(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--reset-interval", type=positive_int, default=None, help="Lava LIFReset interval")
     p.add_argument("--reset-offset", type=int, default=0, help="Lava LIFReset offset")
     p.add_argument("--energy", default=None, help="energy table: loihi, cmos45nm, or a TABLE.toml")
+    p.add_argument("--input-shape", type=positive_int, nargs="+", default=None, metavar="DIM",
+                   help="C H W (or N) for a netx file that starts with a conv layer and has no input layer "
+                        "(default: the input array's trailing axes)")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("export", help="lower a trained run to a Loihi 2 netx file (and ONNX, NIR)")

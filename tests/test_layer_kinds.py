@@ -52,7 +52,8 @@ def test_every_kind_through_every_backend(index: int, tmp_path: object) -> None:
     the native simulator, synaptic-op counts and energy."""
     from pathlib import Path
 
-    from export.check import check_network, estimate_resources
+    from export.check import check_network
+    from export.resources import estimate_resources
     from export.netx import read_netx, write_netx
     from hw_targets.base import get_target
     from sims.energy import ann_macs, neuron_counts

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from neuromoco.cli_args import check_writable
 
 if TYPE_CHECKING:
-    from export.check import ResourceTable
+    from export.resources import ResourceTable
     from export.ir import Network
 
 
@@ -78,7 +78,8 @@ def export_run(run: str | Path, target: str, outputs: ExportOutputs) -> ExportRe
         TargetLimitError: The network does not fit the target (names the layer and the rule).
         ExportError: ONNX asked of a QAT run that names no float run (``[train] init``).
     """
-    from export.check import check_network, estimate_resources
+    from export.check import check_network
+    from export.resources import estimate_resources
     from export.lower import lower
     from hw_targets import get_target
     from hw_targets.base import UnknownTargetError

@@ -28,6 +28,8 @@ class SimulateOptions:
         reset_interval: Lava ``LIFReset`` interval, or None for no periodic reset.
         reset_offset: Lava ``LIFReset`` offset.
         energy: Energy table (``loihi``, ``cmos45nm`` or a TABLE.toml), or None for no estimate.
+        input_shape: (C, H, W) or (N,) for a netx file without an input layer that starts with a
+            conv layer (as lava-dl writes them); None takes it from the input array's trailing axes.
     """
 
     backend: str = "native"
@@ -35,6 +37,7 @@ class SimulateOptions:
     reset_interval: int | None = None
     reset_offset: int = 0
     energy: str | None = None
+    input_shape: tuple[int, ...] | None = None
 
 
 def simulate_file(model: str | Path, spikes_file: str | Path, out: str | Path, options: SimulateOptions) -> Path:
@@ -57,7 +60,7 @@ def simulate_file(model: str | Path, spikes_file: str | Path, out: str | Path, o
     import numpy as np
 
     from export.netx import read_netx
-    from hw_targets.errors import SimulationError
+    from hw_targets.errors import InputShapeError, SimulationError
 
     out = Path(out)
     check_writable(out, "--out")
@@ -66,7 +69,11 @@ def simulate_file(model: str | Path, spikes_file: str | Path, out: str | Path, o
         from hw_targets.energy_tables import resolve_energy_table
 
         table = resolve_energy_table(options.energy)
-    net = read_netx(model)
+    try:
+        net = read_netx(model, options.input_shape)
+        shape_needed = None
+    except InputShapeError as exc:
+        net, shape_needed = None, exc
     path = Path(spikes_file)
     if not path.is_file():
         raise SimulationError(f"{path}: no such input file")
@@ -74,6 +81,11 @@ def simulate_file(model: str | Path, spikes_file: str | Path, out: str | Path, o
         spikes = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise SimulationError(f"{path}: not a readable .npy array ({exc})") from None
+    if net is None:  # a conv-first file: the input's trailing (C, H, W), as Lava takes input_shape
+        if spikes.ndim not in (4, 5):
+            assert shape_needed is not None
+            raise shape_needed from None
+        net = read_netx(model, tuple(int(s) for s in spikes.shape[-3:]))
     if not out.parent.is_dir():
         raise SimulationError(f"{out}: folder {out.parent} does not exist")
     try:

@@ -11,16 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from export.check import (
-    RULES,
-    ResourceTable,
-    check_network,
-    conv_fan_in,
-    conv_input_axons,
-    conv_weight_exponent,
-    estimate_resources,
-    find_violations,
-)
+from export.check import RULES, check_network, conv_weight_exponent, find_violations
+from export.resources import ResourceTable, conv_fan_in, conv_input_axons, estimate_resources
 from export.examples import dense_network, pilotnet_shaped_network, small_conv_network
 from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, conv_output_hw
 from hw_targets import constants as C

@@ -11,9 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "spikingjelly", "tonic", "lava")
 
-# `nmoco data --help` is left out: its parser lives in neuromoco.data.command, and the package's
-# __init__ imports the loaders (torch) eagerly.
-COMMANDS = ["", "simulate", "export", "validate", "demo", "train"]
+COMMANDS = ["", "simulate", "export", "validate", "demo", "train", "data"]
 
 
 def _modules_after_help(command: str) -> list[str]:
@@ -38,3 +36,29 @@ def _modules_after_help(command: str) -> list[str]:
 def test_help_imports_nothing_heavy(command: str) -> None:
     loaded = set(_modules_after_help(command))
     assert not loaded & set(HEAVY), f"nmoco {command} --help imported {sorted(loaded & set(HEAVY))}"
+
+
+def test_native_simulate_imports_no_torch(tmp_path: Path) -> None:
+    """The whole native ``nmoco simulate`` path (netx reader, simulator, energy) runs without torch,
+    spikingjelly, tonic or Lava: a cold simulation costs numpy and numba, not torch's import."""
+    import numpy as np
+
+    from export.examples import random_spikes, small_conv_network
+    from export.netx import write_netx
+
+    model = write_netx(small_conv_network(0), tmp_path / "m.net")
+    np.save(tmp_path / "x.npy", random_spikes(0, (4, 2, 34, 34), 0.2))
+    argv = ["simulate", str(model), "--input", str(tmp_path / "x.npy"), "--backend", "native",
+            "--out", str(tmp_path / "r.npz"), "--energy", "loihi"]
+    code = (
+        "import sys\n"
+        "from neuromoco.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "r.npz").is_file()
+    loaded = set(out.stderr.split())
+    assert not loaded & set(HEAVY), f"native nmoco simulate imported {sorted(loaded & set(HEAVY))}"

@@ -119,3 +119,47 @@ def test_unknown_energy_table(model: Path, tmp_path: Path, capsys: pytest.Captur
     x = _input(tmp_path, random_spikes(0, (2, 2, 34, 34), 0.2))
     assert main(["simulate", str(model), "--input", str(x), "--energy", "gpu", "--out", str(tmp_path / "r.npz")]) == 2
     assert "gpu" in capsys.readouterr().err
+
+
+def _conv_first_file(model: Path) -> Path:
+    """``model`` rewritten without its shape-only input layer, as lava-dl's exporter writes conv-first files."""
+    import h5py
+
+    with h5py.File(model, "r+") as f:
+        layers = f["layer"]
+        count = len(layers)
+        assert layers["0/type"][0] == b"input"
+        del layers["0"]
+        for i in range(1, count):
+            layers.move(str(i), str(i - 1))
+    return model
+
+
+def test_conv_first_file_takes_the_input_shape(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spikes = random_spikes(0, (2, 6, 2, 34, 34), 0.2)
+    x = _input(tmp_path, spikes)
+    reference = tmp_path / "ref.npz"
+    assert main(["simulate", str(model), "--input", str(x), "--backend", "native", "--out", str(reference)]) == 0
+    _conv_first_file(model)
+    from_array = tmp_path / "a.npz"
+    assert main(["simulate", str(model), "--input", str(x), "--backend", "native", "--out", str(from_array)]) == 0
+    given = tmp_path / "g.npz"
+    assert main(["simulate", str(model), "--input", str(x), "--backend", "native", "--out", str(given),
+                 "--input-shape", "2", "34", "34"]) == 0
+    for path in (from_array, given):
+        assert np.array_equal(np.load(path)["out_spikes"], np.load(reference)["out_spikes"])
+
+
+def test_conv_first_file_with_a_wrong_shape_is_one_line(model: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _conv_first_file(model)
+    x = _input(tmp_path, random_spikes(0, (6, 2, 34, 34), 0.2))
+    code = main(["simulate", str(model), "--input", str(x), "--backend", "native", "--out", str(tmp_path / "r.npz"),
+                 "--input-shape", "3", "34", "34"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "layer 0 (conv)" in err and "weight" in err
+    flat = _input(tmp_path, np.zeros((6, 2 * 34 * 34), np.int32), "flat.npy")
+    code = main(["simulate", str(model), "--input", str(flat), "--backend", "native", "--out", str(tmp_path / "r.npz")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--input-shape C H W" in err

@@ -66,6 +66,9 @@ def _dense_memory_bytes(weight: npt.NDArray[Any], weight_bits: int, delays: bool
 class LayerCounts:
     """What one layer stores and connects, before any per-core limit (see :class:`LayerResources`).
 
+    The distinct presynaptic neurons (input axons) are counted apart, by :data:`LAYER_INPUT_AXONS`:
+    only the estimate needs them, and for conv layers they cost more than the rest together.
+
     Attributes:
         kernel_weights: weights one neuron's incoming synapses store (dense: its nonzero weights;
             conv: one output channel's kernel, zeros included); 0 without synapses.
@@ -76,12 +79,11 @@ class LayerCounts:
     connections: int
     memory_bytes: int
     fan_in: int
-    input_axons: int
     kernel_weights: int
 
 
 #: A layer that stores and connects nothing (flatten, a shape-only input layer).
-NOTHING = LayerCounts(neurons=0, synapses=0, connections=0, memory_bytes=0, fan_in=0, input_axons=0, kernel_weights=0)
+NOTHING = LayerCounts(neurons=0, synapses=0, connections=0, memory_bytes=0, fan_in=0, kernel_weights=0)
 
 
 def _input_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> LayerCounts:
@@ -89,7 +91,7 @@ def _input_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> 
         return NOTHING  # the host feeds the first synapse
     n = int(np.prod(layer.shape))
     # Each input neuron receives the one external input line.
-    return dataclasses.replace(NOTHING, neurons=n, input_axons=n, fan_in=1)
+    return dataclasses.replace(NOTHING, neurons=n, fan_in=1)
 
 
 def _dense_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> LayerCounts:
@@ -99,8 +101,7 @@ def _dense_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> 
     return LayerCounts(
         neurons=int(np.prod(layer.shape)), synapses=nonzero, connections=nonzero,
         memory_bytes=_dense_memory_bytes(layer.weight, weight_bits, layer.delay is not None),
-        fan_in=fan_in, input_axons=int(np.count_nonzero(np.any(layer.weight != 0, axis=0))),
-        kernel_weights=fan_in,
+        fan_in=fan_in, kernel_weights=fan_in,
     )
 
 
@@ -111,7 +112,7 @@ def _conv_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> L
     return LayerCounts(
         neurons=int(np.prod(layer.shape)), synapses=synapses, connections=int(fan_in.sum()),
         memory_bytes=math.ceil(synapses * weight_bits / 8), fan_in=int(fan_in.max()),
-        input_axons=conv_input_axons(layer, in_shape), kernel_weights=int(np.prod(layer.weight.shape[1:])),
+        kernel_weights=int(np.prod(layer.weight.shape[1:])),
     )
 
 
@@ -131,6 +132,26 @@ LAYER_COUNTS: dict[str, Callable[[Layer, tuple[int, ...], int], LayerCounts]] = 
 def layer_counts(layer: Layer, in_shape: tuple[int, ...], weight_bits: int) -> LayerCounts:
     """:data:`LAYER_COUNTS`' entry for the layer's kind."""
     return LAYER_COUNTS[layer.kind](layer, in_shape, weight_bits)
+
+
+def _dense_input_axons(layer: Layer, in_shape: tuple[int, ...]) -> int:
+    assert isinstance(layer, Dense)
+    return int(np.count_nonzero(np.any(layer.weight != 0, axis=0)))
+
+
+def _conv_input_axons(layer: Layer, in_shape: tuple[int, ...]) -> int:
+    assert isinstance(layer, Conv)
+    return conv_input_axons(layer, in_shape)
+
+
+#: Distinct presynaptic neurons that reach a layer of each IR kind, ``axons(layer, in_shape)``.
+LAYER_INPUT_AXONS: dict[str, Callable[[Layer, tuple[int, ...]], int]] = {
+    # An input layer's neurons each receive one external line (none without neurons).
+    "input": lambda layer, in_shape: int(np.prod(layer.shape)) if layer.has_neurons else 0,
+    "dense": _dense_input_axons,
+    "conv": _conv_input_axons,
+    "flatten": lambda layer, in_shape: 0,
+}
 
 
 def in_shapes(net: Network) -> list[tuple[int, ...]]:
@@ -267,7 +288,8 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
     rows = []
     for layer, shape in zip(net.layers, in_shapes(net)):
         c = layer_counts(layer, shape, bits)
-        neurons, memory, axons = c.neurons, c.memory_bytes, c.input_axons
+        neurons, memory = c.neurons, c.memory_bytes
+        axons = LAYER_INPUT_AXONS[layer.kind](layer, shape)
         terms = {
             "neurons": _ceil_div(neurons, limits.neurons_per_core),
             "synaptic memory": _ceil_div(memory, limits.synaptic_memory_bytes_per_core),

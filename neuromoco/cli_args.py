@@ -66,26 +66,25 @@ def check_writable(out: Path, flag: str) -> None:
         raise ConfigError(f"{flag} {out}: cannot write into {out.parent} ({exc.strerror or exc})") from None
 
 
-def positive_int(text: str) -> int:
-    """argparse ``type`` for counts: an int > 0, else a one-line usage error."""
+def _int_at_least(text: str, minimum: int, expected: str) -> int:
+    """``text`` as an int >= ``minimum``, else an argparse usage error saying ``expected``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` for counts: an int > 0, else a one-line usage error."""
+    return _int_at_least(text, 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
     """argparse ``type`` for counts that may be zero (``--lava-samples 0`` skips Lava)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return _int_at_least(text, 0, "an integer >= 0")
 
 
 def fraction(text: str) -> float:

@@ -153,6 +153,48 @@ def _lif_frame(
         fired[i] = f
 
 
+@njit(inline="always")
+def _to_chw(src: npt.NDArray[Any], dst: npt.NDArray[Any], c_out: int, hw: int, o_lo: int, band_px: int) -> None:
+    """A band's channels-last values ``src`` into ``dst`` in C, H, W order from output pixel ``o_lo``:
+    sequential writes, strided reads from the cached band (unsigned indices: no negative-index checks)."""
+    for c in range(np.uint64(c_out)):
+        o = c * np.uint64(hw) + np.uint64(o_lo)
+        for pix in range(np.uint64(band_px)):
+            dst[o + pix] = src[pix * np.uint64(c_out) + c]
+
+
+@njit(inline="always")
+def _scatter_frame(
+    frame: npt.NDArray[Any], want: bool, i_lo: int, i_hi: int, events: npt.NDArray[Any], p_fan: npt.NDArray[Any],
+    p_ptr: npt.NDArray[Any], tap_dst: npt.NDArray[Any], tap_src: npt.NDArray[Any], tap_len: npt.NDArray[Any],
+    w_flat: npt.NDArray[Any], p_acc: npt.NDArray[Any], per_group_in: int, per_group_out: int, taps: int,
+) -> int:
+    """Add the kernel columns of every input pixel in ``[i_lo, i_hi)`` whose spike equals ``want`` into
+    the band's accumulator (see :func:`conv_lif_layer`); returns the synapses those pixels reach."""
+    c_in, pixels = frame.shape[0], frame.shape[1]
+    fan_ev = 0
+    for c in range(c_in):
+        first_out = (c // per_group_in) * per_group_out  # 0 when groups == 1
+        frame_c = frame[c]
+        fan_c = p_fan[c * pixels : (c + 1) * pixels]
+        c_src = c * taps * per_group_out
+        # The pixels to scatter, gathered without a branch per pixel (its misses cost
+        # more than the adds at typical spike rates).
+        n_ev = _gather(frame_c, i_lo, i_hi, want, events)
+        for ev in range(n_ev):
+            pix = events[ev]
+            fan_ev += fan_c[pix]
+            for e in range(np.uint64(p_ptr[pix]), np.uint64(p_ptr[pix + np.uint64(1)])):
+                # Flat unsigned indices: a slice per tap would cost a reference count,
+                # and a signed index numba's negative-index check, which stops the add
+                # from vectorizing (6x slower).
+                base = np.uint64(tap_dst[e] + first_out)
+                src = np.uint64(c_src + tap_src[e])
+                for j in range(np.uint64(tap_len[e])):
+                    p_acc[base + j] += w_flat[src + j]
+    return fan_ev
+
+
 @njit(nogil=True)
 def _gather(frame: npt.NDArray[Any], lo: int, hi: int, want: bool, events: npt.NDArray[Any]) -> Any:
     """The pixels in [lo, hi) whose spike equals ``want``, into ``events``; returns their count.
@@ -245,10 +287,8 @@ def conv_lif_layer(
         s: (B, steps, C_in, H_in, W_in) bool input spikes.
         w: (C_in, kH, kW, C_out / groups) int32, or int16 where no output's sum can leave int16
             (:func:`scatter_weight`); the accumulator takes its type.
-        tap_ptr, tap_dst, tap_src, tap_len: the taps of each input pixel p (row-major over H_in,
-            W_in) into each band q, a compressed table: for e in ``tap_ptr[q, p]:tap_ptr[q, p + 1]``
-            the pixel adds ``w_flat[c * kH * kW * C_out/g + tap_src[e]:][:tap_len[e]]`` to the band's
-            accumulator from ``tap_dst[e] + first channel of its group`` (see :func:`conv_band_taps`).
+        tap_ptr, tap_dst, tap_src, tap_len: the taps of each input pixel into each band, the
+            compressed table of :func:`conv_band_taps` (applied by :func:`_scatter_frame`).
         bands: (P + 1,) int64 output-pixel boundaries of the bands (multiples of W_out).
         band_inputs: (P, 2) int64, the input pixels ``[lo, hi)`` whose taps can reach each band.
         fan: (P, C_in * H_in * W_in) int64, nonzero synapses from each input neuron into each band.
@@ -266,7 +306,6 @@ def conv_lif_layer(
     c_out = groups * per_group_out
     hw = n // c_out
     per_group_in = c_in // groups
-    frame_size = c_in * h_in * w_in
     acc = np.zeros(n, w.dtype)  # int16 where no sum can leave it (the plan's choice), else int32
     fired = np.zeros(n, np.bool_)
     events = np.zeros(pixels + 1, np.uint64)
@@ -287,9 +326,7 @@ def conv_lif_layer(
         p_im, p_vm, p_be, p_th = im[lo : lo + size], vm[lo : lo + size], be[lo : lo + size], th[lo : lo + size]
         p_fan = fan[q]
         p_ptr = tap_ptr[q]
-        fan_all = 0
-        for i in range(frame_size):
-            fan_all += p_fan[i]
+        fan_all = p_fan.sum()
         u = np.zeros(size, np.int32)
         v = np.zeros(size, np.int32)
         delivered = 0
@@ -309,44 +346,16 @@ def conv_lif_layer(
                 complement = 2 * active > span
                 have_input = active > 0
             if have_input:
-                want = not complement  # (the accumulator is zero: the neuron update clears it)
-                fan_ev = 0
-                for c in range(c_in):
-                    first_out = (c // per_group_in) * per_group_out  # 0 when groups == 1
-                    frame_c = frame[c]
-                    fan_c = p_fan[c * pixels : (c + 1) * pixels]
-                    c_src = c * taps * per_group_out
-                    # The pixels to scatter, gathered without a branch per pixel (its misses cost
-                    # more than the adds at typical spike rates).
-                    n_ev = _gather(frame_c, i_lo, i_hi, want, events)
-                    for ev in range(n_ev):
-                        pix = events[ev]
-                        fan_ev += fan_c[pix]
-                        for e in range(np.uint64(p_ptr[pix]), np.uint64(p_ptr[pix + np.uint64(1)])):
-                            # Flat unsigned indices: a slice per tap would cost a reference count,
-                            # and a signed index numba's negative-index check, which stops the add
-                            # from vectorizing (6x slower).
-                            base = np.uint64(tap_dst[e] + first_out)
-                            src = np.uint64(c_src + tap_src[e])
-                            for j in range(np.uint64(tap_len[e])):
-                                p_acc[base + j] += w_flat[src + j]
+                # (the accumulator is zero: the neuron update clears it)
+                fan_ev = _scatter_frame(frame, not complement, i_lo, i_hi, events, p_fan, p_ptr, tap_dst, tap_src,
+                                        tap_len, w_flat, p_acc, per_group_in, per_group_out, taps)
                 delivered += fan_all - fan_ev if complement else fan_ev
             _lif_frame(p_acc, complement, p_all, have_input, u, v, p_im, p_vm, p_be, p_th, acc_wrap_bits,
                        p_fired, True)
-            out = spikes[b, k]
-            # Channels-last -> C, H, W: sequential writes, strided reads from the cached frame.
-            for c in range(np.uint64(c_out)):
-                o = c * np.uint64(hw) + np.uint64(o_lo)
-                for pix in range(np.uint64(band_px)):
-                    out[o + pix] = p_fired[pix * np.uint64(c_out) + c]
+            _to_chw(p_fired, spikes[b, k], c_out, hw, o_lo, band_px)
             if record:
-                ur = u_rec[b, k]
-                vr = v_rec[b, k]
-                for c in range(np.uint64(c_out)):
-                    o = c * np.uint64(hw) + np.uint64(o_lo)
-                    for pix in range(np.uint64(band_px)):
-                        ur[o + pix] = u[pix * np.uint64(c_out) + c]
-                        vr[o + pix] = v[pix * np.uint64(c_out) + c]
+                _to_chw(u, u_rec[b, k], c_out, hw, o_lo, band_px)
+                _to_chw(v, v_rec[b, k], c_out, hw, o_lo, band_px)
         synops[item] = delivered
 
 

@@ -21,6 +21,7 @@ BACKEND_TABLES = [
     ("export.netx_write", "LAYER_WRITERS"),
     ("export.nir", "NIR_NODES"),
     ("export.resources", "LAYER_COUNTS"),
+    ("export.resources", "LAYER_INPUT_AXONS"),
     ("export.check", "WEIGHT_MANTISSA"),
     ("sims.native", "LAYER_RUNNERS"),
     ("sims.counts", "LAYER_SYNOPS"),

@@ -117,10 +117,10 @@ class ConvGeometry:
         """(C_out, H_out, W_out): for each output neuron, ``per_tap[c, kh, kw]`` summed over its taps
         that land inside the input (the sum of a conv of an all-ones input with kernel ``per_tap``)."""
         return np.einsum("ckl,hk,wl->chw", np.asarray(per_tap, dtype=np.int64),  # type: ignore[no-any-return]
-                         self.valid(0), self.valid(1))
+                         self.valid(0), self.valid(1), optimize=True)
 
     def input_sums(self, per_tap: npt.NDArray[Any], rows: tuple[int, int] | None = None) -> Int64Array:
         """(C_in, H_in, W_in): for each input neuron, ``per_tap[c_in, kh, kw]`` summed over the taps
         through which it reaches an output neuron (in output ``rows``, default all)."""
         return np.einsum("ckl,kh,lw->chw", np.asarray(per_tap, dtype=np.int64),  # type: ignore[no-any-return]
-                         self.hits(0, rows), self.hits(1))
+                         self.hits(0, rows), self.hits(1), optimize=True)

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from export.geometry import ConvGeometry
-from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, default_dense_neuron
+from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network, default_dense_neuron
 from export.netx_dense import netx_dense_synapse
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError

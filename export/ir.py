@@ -4,6 +4,10 @@ A :class:`Network` is an ordered chain of layers, each a frozen dataclass. The
 IR holds everything a netx file holds and nothing that needs computing: the
 arithmetic lives in ``sims/``, the file formats in ``export/netx.py``.
 
+Two neuron families exist, one per network: binary-spike CUBA-LIF
+(:class:`CubaNeuron`) and Loihi 2's graded-spike sigma-delta neurons
+(:class:`SigmaDeltaNeuron`), whose messages carry an integer payload.
+
 Shapes are (C, H, W) for spatial layers and (N,) for dense ones. Integer arrays
 are numpy ``int32``. Neuron parameters are integers in Loihi units (decays in
 1/4096, the threshold as a mantissa shifted left by 6 in hardware).
@@ -127,6 +131,89 @@ class CubaNeuron:
             raise IRError(f"{where}: neuron type {self.kind!r} is not a CUBA-LIF neuron (CUBA or LOIHI)")
 
 
+@dataclass(frozen=True, eq=False)
+class SigmaDeltaNeuron:
+    """Loihi 2 sigma-delta neuron with graded spikes (netx type ``SDNN``; Lava ``lava.proc.sdn``).
+
+    netx builds one of three Lava processes from it, by position (:func:`sdnn_role`): ``Delta``
+    on the input layer, ``Sigma`` where ``sigma_output`` is set, else ``SigmaDelta`` (ReLU).
+    With ``E = spike_exp + state_exp``, threshold ``vth = v_th_mant << E`` and bias
+    ``b << E``, per step and neuron, in numpy int32 arithmetic (Lava 0.10's
+    ``PySigmaDeltaModelFixed``/``PyDeltaModelFixed``)::
+
+        sigma <- sigma + a                      (Sigma, SigmaDelta; Delta: act_new = a << E)
+        act_new = relu(sigma + b << E)          (SigmaDelta)
+        delta = act_new - act + residue
+        s = delta where |delta| >= vth else 0;  residue <- delta - s;  act <- act_new
+        message = s >> state_exp                (Sigma sends sigma itself)
+
+    Attributes:
+        v_th_mant: delta threshold mantissa, a scalar (netx's ``vThMant``; Lava holds one value).
+        spike_exp: fixed-point position of the graded message (netx's ``Network(spike_exp=)``,
+            default 6; not a netx field: written as ``neuron/spikeExp``, which netx ignores).
+        state_exp: fixed-point position of the state; netx always uses 6.
+        sigma_output: the layer is a ``Sigma`` readout (netx's ``neuron/sigma_output``).
+        activation: the activation name the file carries (slayer writes ``relu``). netx ignores it:
+            Lava's ``SigmaDelta`` always applies ReLU, and so does the simulator.
+        kind: the netx neuron type string, ``SDNN``.
+        extras: keys of the ``neuron/`` group netx ignores (``gradedSpike``, ...), kept for a
+            lossless round trip.
+    """
+
+    v_th_mant: IntParam
+    spike_exp: int = C.SDNN_SPIKE_EXP
+    state_exp: int = C.SDNN_STATE_EXP
+    sigma_output: bool = False
+    activation: str = "relu"
+    kind: str = "SDNN"
+    extras: tuple[tuple[str, Scalar], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.validate("neuron")
+
+    def validate(self, where: str, channels: int | None = None) -> None:
+        """Check the fields' ranges (``channels`` is accepted for symmetry with :class:`CubaNeuron`).
+
+        Raises:
+            IRError: naming ``where`` and the field.
+        """
+        vth = _as_int_array(self.v_th_mant, where, "v_th_mant")
+        if vth.ndim != 0:
+            raise IRError(f"{where}: field 'v_th_mant' of a sigma-delta neuron must be a scalar "
+                          "(Lava's Delta/SigmaDelta hold one threshold per layer)")
+        _check_range(vth, 0, C.VTH_MANT_IR_MAX, where, "v_th_mant")
+        for name in ("spike_exp", "state_exp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= C.SDNN_EXP_MAX:
+                raise IRError(f"{where}: field '{name}' must be an integer in [0, {C.SDNN_EXP_MAX}], got {value!r}")
+        if int(vth) << (int(self.spike_exp) + int(self.state_exp)) >= 2**31:
+            raise IRError(f"{where}: field 'v_th_mant' {int(vth)} shifted by spike_exp + state_exp = "
+                          f"{int(self.spike_exp) + int(self.state_exp)} leaves int32 (Lava's threshold register)")
+        if not isinstance(self.activation, str):
+            raise IRError(f"{where}: field 'activation' must be a string, got {self.activation!r}")
+        if self.kind != "SDNN":
+            raise IRError(f"{where}: neuron type {self.kind!r} is not a sigma-delta neuron (SDNN)")
+        _normalize(self, v_th_mant=vth, spike_exp=int(self.spike_exp), state_exp=int(self.state_exp),
+                   sigma_output=bool(self.sigma_output))
+
+
+Neuron = Union[CubaNeuron, SigmaDeltaNeuron]
+
+
+def neuron_family(neuron: Neuron | None) -> str:
+    """``"SDNN"`` for sigma-delta neurons, ``"CUBA"`` for CUBA-LIF ones and netx's default (None)."""
+    return "SDNN" if isinstance(neuron, SigmaDeltaNeuron) else "CUBA"
+
+
+def sdnn_role(layer: "Layer") -> str:
+    """The Lava process netx builds for a sigma-delta layer: ``Delta``, ``Sigma`` or ``SigmaDelta``."""
+    neuron = getattr(layer, "neuron", None)
+    assert isinstance(neuron, SigmaDeltaNeuron)
+    if isinstance(layer, InputLayer):
+        return "Delta"
+    return "Sigma" if neuron.sigma_output else "SigmaDelta"
+
+
 def default_dense_neuron() -> CubaNeuron:
     """The neuron netx builds for a ``dense`` layer stored without ``neuron/``."""
     return CubaNeuron(
@@ -184,7 +271,7 @@ class InputLayer(_LayerBase):
 
     name: str
     shape: tuple[int, ...]
-    neuron: CubaNeuron | None = None
+    neuron: Neuron | None = None
     weight: int | None = None
     bias: int | None = None
     kind: str = field(default="input", init=False)
@@ -221,7 +308,7 @@ class Dense(_SynapseLayer):
     shape: tuple[int, ...]
     weight: IntArray
     bias: IntArray | None = None
-    neuron: CubaNeuron | None = None
+    neuron: Neuron | None = None
     delay: IntArray | None = None
     kind: str = field(default="dense", init=False)
 
@@ -271,7 +358,7 @@ class Conv(_SynapseLayer):
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     bias: IntArray | None = None
-    neuron: CubaNeuron | None = None
+    neuron: Neuron | None = None
     kind: str = field(default="conv", init=False)
 
     def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
@@ -420,6 +507,21 @@ class Network:
         for i, layer in enumerate(layers):
             check_layer(layer, i, shape)
             shape = layer.out_shape
+        _check_family(self)
+
+    @property
+    def family(self) -> str:
+        """The network's neuron family: ``"SDNN"`` (graded sigma-delta) or ``"CUBA"`` (binary CUBA-LIF)."""
+        return "SDNN" if any(isinstance(getattr(l, "neuron", None), SigmaDeltaNeuron) for l in self.layers) else "CUBA"
+
+    @property
+    def spike_exp(self) -> int:
+        """The sigma-delta message position netx is built with (``Network(spike_exp=)``); 6 for CUBA networks."""
+        for layer in self.layers:
+            neuron = getattr(layer, "neuron", None)
+            if isinstance(neuron, SigmaDeltaNeuron):
+                return int(neuron.spike_exp)
+        return C.SDNN_SPIKE_EXP
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -440,6 +542,40 @@ class Network:
 # ----------------------------------------------------------------------------- dict serializer
 
 
+def _check_family(net: Network) -> None:
+    """One neuron family per network, and what netx needs of a sigma-delta one.
+
+    A netx ``Network`` takes one ``spike_exp`` for all its SDNN layers; Lava's ``Sigma`` takes no
+    bias; netx builds a ``Delta`` on an input layer whatever ``sigma_output`` says, and the CUBA
+    integrator for a dense layer without a neuron.
+
+    Raises:
+        IRError: naming the first layer that breaks a rule.
+    """
+    if net.family != "SDNN":
+        return
+    exps: tuple[int, int] | None = None
+    for i, layer in enumerate(net.layers):
+        if not layer.has_neurons:
+            continue
+        neuron = getattr(layer, "neuron", None)
+        where = net.describe(i)
+        if not isinstance(neuron, SigmaDeltaNeuron):
+            what = "netx's default CUBA integrator (no neuron)" if neuron is None else f"a {neuron.kind} neuron"
+            raise IRError(f"{where}: {what} in a sigma-delta network; a network holds one neuron family")
+        if exps is None:
+            exps = (neuron.spike_exp, neuron.state_exp)
+        elif (neuron.spike_exp, neuron.state_exp) != exps:
+            raise IRError(f"{where}: field 'spike_exp'/'state_exp' is {(neuron.spike_exp, neuron.state_exp)}, "
+                          f"the network's first sigma-delta layer has {exps}; netx builds one spike_exp per network")
+        if isinstance(layer, InputLayer) and neuron.sigma_output:
+            raise IRError(f"{where}: field 'sigma_output' on an input layer; netx builds a Delta encoder there")
+        if neuron.sigma_output and getattr(layer, "bias", None) is not None:
+            raise IRError(f"{where}: field 'bias' on a sigma_output layer; Lava's Sigma process takes no bias")
+        if getattr(layer, "delay", None) is not None:
+            raise IRError(f"{where}: field 'delay' on a sigma-delta layer is not supported")
+
+
 def _arr_to_dict(arr: IntParam | None) -> Any:
     if arr is None:
         return None
@@ -453,9 +589,19 @@ def _arr_from_dict(d: Any) -> IntArray | None:
     return np.asarray(d["data"], dtype=np.int32).reshape(d["shape"])
 
 
-def _neuron_to_dict(n: CubaNeuron | None) -> Any:
+def _neuron_to_dict(n: Neuron | None) -> Any:
     if n is None:
         return None
+    if isinstance(n, SigmaDeltaNeuron):
+        return {
+            "v_th_mant": _arr_to_dict(n.v_th_mant),
+            "spike_exp": n.spike_exp,
+            "state_exp": n.state_exp,
+            "sigma_output": n.sigma_output,
+            "activation": n.activation,
+            "kind": n.kind,
+            "extras": [[k, v] for k, v in n.extras],
+        }
     return {
         "i_decay": _arr_to_dict(n.i_decay),
         "v_decay": _arr_to_dict(n.v_decay),
@@ -465,9 +611,18 @@ def _neuron_to_dict(n: CubaNeuron | None) -> Any:
     }
 
 
-def _neuron_from_dict(d: Any) -> CubaNeuron | None:
+def _neuron_from_dict(d: Any) -> Neuron | None:
     if d is None:
         return None
+    if d.get("kind") == "SDNN":
+        return SigmaDeltaNeuron(
+            v_th_mant=_arr_from_dict(d["v_th_mant"]),  # type: ignore[arg-type]
+            spike_exp=d["spike_exp"],
+            state_exp=d["state_exp"],
+            sigma_output=d["sigma_output"],
+            activation=d["activation"],
+            extras=tuple((k, v) for k, v in d["extras"]),
+        )
     return CubaNeuron(
         i_decay=_arr_from_dict(d["i_decay"]),  # type: ignore[arg-type]
         v_decay=_arr_from_dict(d["v_decay"]),  # type: ignore[arg-type]
@@ -479,7 +634,7 @@ def _neuron_from_dict(d: Any) -> CubaNeuron | None:
 
 def _encode(value: Any) -> Any:
     """One layer field as JSON-compatible data: arrays as shape + data, neurons as dicts, pairs as lists."""
-    if isinstance(value, CubaNeuron):
+    if isinstance(value, (CubaNeuron, SigmaDeltaNeuron)):
         return _neuron_to_dict(value)
     if isinstance(value, np.ndarray):
         return _arr_to_dict(value)
@@ -489,9 +644,9 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(value: Any) -> Any:
-    """Inverse of :func:`_encode` (the encoded forms are distinct: a neuron dict has ``i_decay``)."""
+    """Inverse of :func:`_encode` (the encoded forms are distinct: a neuron dict has ``kind``)."""
     if isinstance(value, dict):
-        return _neuron_from_dict(value) if "i_decay" in value else _arr_from_dict(value)
+        return _neuron_from_dict(value) if "kind" in value else _arr_from_dict(value)
     if isinstance(value, list):
         return tuple(value)
     return value

@@ -24,7 +24,19 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, Scalar, check_layer
+from export.ir import (
+    Conv,
+    CubaNeuron,
+    Dense,
+    Flatten,
+    InputLayer,
+    Layer,
+    Network,
+    Neuron,
+    Scalar,
+    SigmaDeltaNeuron,
+    check_layer,
+)
 from export.netx_h5 import (
     Ctx,
     child,
@@ -52,40 +64,78 @@ REFUSED_TYPES = {
 }
 #: Neuron keys netx reads for CUBA layers; every other key is carried along as an extra.
 NEURON_KEYS = ("type", "iDecay", "vDecay", "vThMant")
+#: Neuron keys of SDNN layers the IR holds as fields: netx reads ``type``, ``vThMant`` and the presence
+#: of ``sigma_output``; it ignores ``activation`` (Lava's SigmaDelta applies ReLU) and ``spikeExp``
+#: (neuromoco's record of the ``Network(spike_exp=)`` the file is meant for). Others are extras.
+SDNN_KEYS = ("type", "vThMant", "sigma_output", "activation", "spikeExp")
 #: Largest stride, padding or dilation the reader accepts. Real networks stay far below it; beyond it
 #: the simulators' and counts' tables grow without bound (found by fuzzing).
 MAX_CONV_GEOMETRY = 1 << 12
 
 
-def _read_neuron(group: h5py.Group, ctx: Ctx) -> CubaNeuron:
+def _read_neuron(group: h5py.Group, ctx: Ctx) -> Neuron:
     if not isinstance(group, h5py.Group):
         raise ctx.err("neuron", "must be a group")
     if not has(group, "type", ctx, "neuron/type"):
         raise ctx.err("neuron/type", "is missing")
     kind = decode_type(child(group, "type", ctx, "neuron/type"), ctx, "neuron/type")
-    if kind not in ("CUBA", "LOIHI"):
-        raise ctx.err("neuron/type", f"{kind!r:.60} is not supported; neuromoco deploys CUBA-LIF neurons (CUBA or LOIHI)")
+    if kind not in ("CUBA", "LOIHI", "SDNN"):
+        raise ctx.err("neuron/type", f"{kind!r:.60} is not supported; neuromoco deploys CUBA-LIF neurons (CUBA or "
+                                     "LOIHI) and sigma-delta neurons (SDNN)")
     if has(group, "messageBits", ctx, "neuron/messageBits"):
         raise ctx.err("neuron/messageBits", "netx reads it as a group wrapper and the Lava run fails; remove the key")
-    values = {}
-    for key in ("iDecay", "vDecay", "vThMant"):
-        arr = read_array(group, key, ctx)
-        assert arr is not None
-        if arr.ndim > 1:
-            raise ctx.err(f"neuron/{key}", f"must be a scalar or 1-D, got shape {arr.shape}")
-        values[key] = to_int(arr, ctx, f"neuron/{key}")
+    try:
+        if kind == "SDNN":
+            return _read_sdnn_neuron(group, ctx)
+        values = {}
+        for key in ("iDecay", "vDecay", "vThMant"):
+            arr = read_array(group, key, ctx)
+            assert arr is not None
+            if arr.ndim > 1:
+                raise ctx.err(f"neuron/{key}", f"must be a scalar or 1-D, got shape {arr.shape}")
+            values[key] = to_int(arr, ctx, f"neuron/{key}")
+        return CubaNeuron(values["iDecay"], values["vDecay"], values["vThMant"], kind=kind,
+                          extras=_neuron_extras(group, ctx, NEURON_KEYS))
+    except IRError as exc:
+        raise ctx.err("neuron", str(exc).replace("neuron: ", "")) from None
+
+
+def _neuron_extras(group: h5py.Group, ctx: Ctx, known: tuple[str, ...]) -> tuple[tuple[str, Scalar], ...]:
+    """The scalar keys of ``neuron/`` besides ``known``, kept for a lossless round trip."""
     extras: list[tuple[str, Scalar]] = []
     for key in sorted(member_names(group, ctx, "neuron")):
-        if key in NEURON_KEYS:
+        if key in known:
             continue
         item = child(group, key, ctx, f"neuron/{key}")
         if not isinstance(item, h5py.Dataset):
             raise ctx.err(f"neuron/{key}", "unexpected group inside neuron/")
         extras.append((key, scalar_extra(load(item, ctx, f"neuron/{key}"), ctx, f"neuron/{key}")))
-    try:
-        return CubaNeuron(values["iDecay"], values["vDecay"], values["vThMant"], kind=kind, extras=tuple(extras))
-    except IRError as exc:
-        raise ctx.err("neuron", str(exc).replace("neuron: ", "")) from None
+    return tuple(extras)
+
+
+def _read_sdnn_neuron(group: h5py.Group, ctx: Ctx) -> SigmaDeltaNeuron:
+    """An SDNN neuron as netx builds it: ``sigma_output`` counts by its presence, whatever its value."""
+    sigma_output = has(group, "sigma_output", ctx, "neuron/sigma_output")
+    vth = read_array(group, "vThMant", ctx, required=not sigma_output)  # Sigma has no threshold
+    vth_int = np.int32(0) if vth is None else to_int(vth, ctx, "neuron/vThMant")
+    if np.ndim(vth_int) != 0:
+        raise ctx.err("neuron/vThMant", f"must be a scalar for SDNN neurons (Lava holds one threshold per "
+                                        f"layer), got shape {np.shape(vth_int)}")
+    activation = "relu"
+    if has(group, "activation", ctx, "neuron/activation"):
+        activation = decode_type(child(group, "activation", ctx, "neuron/activation"), ctx, "neuron/activation")
+        if activation != "relu":
+            warnings.warn(f"{ctx.where()}: 'neuron/activation' is {activation!r:.40}; netx ignores it and "
+                          "Lava's SigmaDelta applies ReLU, as the simulation does", stacklevel=4)
+    spike_exp = C.SDNN_SPIKE_EXP
+    exp = read_array(group, "spikeExp", ctx, required=False)
+    if exp is not None:
+        exp_int = to_int(exp.reshape(-1), ctx, "neuron/spikeExp")
+        if exp_int.size != 1:
+            raise ctx.err("neuron/spikeExp", "must be a scalar")
+        spike_exp = int(exp_int[0])
+    return SigmaDeltaNeuron(vth_int, spike_exp=spike_exp, sigma_output=sigma_output, activation=activation,
+                            extras=_neuron_extras(group, ctx, SDNN_KEYS))
 
 
 def _read_dense(g: h5py.Group, ctx: Ctx, name: str, in_shape: tuple[int, ...]) -> Dense:

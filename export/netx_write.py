@@ -18,7 +18,7 @@ import numpy as np
 
 from export import netx_dense
 from export.files import atomic_output
-from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network
+from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network, Neuron, SigmaDeltaNeuron
 from export.netx_dense import dense_weight_fault
 from hw_targets import constants as C
 from hw_targets.errors import ExportError
@@ -34,6 +34,10 @@ def check_writable(net: Network) -> None:
     """
     for i, layer in enumerate(net.layers):
         where = net.describe(i)
+        neuron = getattr(layer, "neuron", None)
+        if isinstance(neuron, SigmaDeltaNeuron) and neuron.state_exp != C.SDNN_STATE_EXP:
+            raise ExportError(f"{where}: field 'state_exp' is {neuron.state_exp}; netx builds every sigma-delta "
+                              f"layer with state_exp = {C.SDNN_STATE_EXP}")
         if isinstance(layer, Dense):
             _check_dense_writable(layer, where)
         bias = getattr(layer, "bias", None)
@@ -67,7 +71,10 @@ def _put_type(g: h5py.Group, key: str, value: str) -> None:
     g.create_dataset(key, data=np.array([value.encode("ascii")], dtype="S10"))
 
 
-def _put_neuron(g: h5py.Group, n: CubaNeuron) -> None:
+def _put_neuron(g: h5py.Group, n: Neuron) -> None:
+    if isinstance(n, SigmaDeltaNeuron):
+        _put_sdnn_neuron(g, n)
+        return
     ng = g.create_group("neuron")
     _put_type(ng, "type", n.kind)
     ng.create_dataset("iDecay", data=np.asarray(n.i_decay, dtype=np.int32))
@@ -75,6 +82,24 @@ def _put_neuron(g: h5py.Group, n: CubaNeuron) -> None:
     ng.create_dataset("vThMant", data=np.asarray(n.v_th_mant, dtype=np.int32))
     for key, value in n.extras:
         if key == "messageBits":  # never written for CUBA: netx's run fails on it
+            continue
+        ng.create_dataset(key, data=value)
+
+
+def _put_sdnn_neuron(g: h5py.Group, n: SigmaDeltaNeuron) -> None:
+    """As lava-dl's slayer writes it (``type``, ``activation``, ``vThMant``, ``sigma_output``), plus
+    ``spikeExp`` where it is not netx's default (netx ignores the key; Lava needs the value as
+    ``Network(spike_exp=)``) and the extras read from a file."""
+    ng = g.create_group("neuron")
+    _put_type(ng, "type", n.kind)
+    ng.create_dataset("activation", data=n.activation)
+    ng.create_dataset("vThMant", data=np.asarray(n.v_th_mant, dtype=np.int64))
+    if n.sigma_output:
+        ng.create_dataset("sigma_output", data=True)
+    if n.spike_exp != C.SDNN_SPIKE_EXP:
+        ng.create_dataset("spikeExp", data=np.int64(n.spike_exp))
+    for key, value in n.extras:
+        if key == "messageBits":  # netx's run fails on it
             continue
         ng.create_dataset(key, data=value)
 

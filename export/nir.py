@@ -90,6 +90,7 @@ from export.ir import (
     IR_FORMAT_VERSION,
     Conv,
     CubaNeuron,
+    Neuron,
     Dense,
     InputLayer,
     IntArray,
@@ -144,9 +145,16 @@ def _int_metadata(value: Any) -> npt.NDArray[np.int64]:
 
 
 def _cuba_node(
-    nir: Any, layer_name: str, neuron: CubaNeuron, bias: Any, shape: tuple[int, ...], delay_steps: int
+    nir: Any, layer_name: str, neuron: Neuron, bias: Any, shape: tuple[int, ...], delay_steps: int
 ) -> Any:
-    """The ``nir.CubaLIF`` of one neuron layer (mapping in the module docstring)."""
+    """The ``nir.CubaLIF`` of one neuron layer (mapping in the module docstring).
+
+    Raises:
+        ExportError: for a sigma-delta neuron (NIR 1.0 has no graded-spike primitive).
+    """
+    if not isinstance(neuron, CubaNeuron):
+        raise ExportError(f"layer '{layer_name}': NIR 1.0 has no sigma-delta (graded-spike) neuron; "
+                          "export sigma-delta networks to netx only")
     i_decay = _per_neuron(neuron.i_decay, shape)
     v_decay = _per_neuron(neuron.v_decay, shape)
     bias_mant = _per_neuron(0 if bias is None else bias, shape)

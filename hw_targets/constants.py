@@ -53,3 +53,20 @@ NETX_DEFAULT_VTH_MANT: Final[int] = 1 << 17
 
 #: DelayDense clips synaptic delays to this many steps.
 NETX_MAX_DELAY: Final[int] = 62
+
+# ----------------------------------------------------------------------------- sigma-delta (graded spikes)
+# Sources: Lava 0.10 ``lava/proc/sdn/{process,models}.py`` (``PySigmaDeltaModelFixed``,
+# ``PyDeltaModelFixed``, ``PySigmaModelFixed``) and lava-dl 0.6 ``netx/hdf5.py``
+# (``get_neuron_params``: ``state_exp = 6``, ``spike_exp`` a Network argument, default 6).
+
+#: netx's default graded-message position (``Network(spike_exp=6)``) and its fixed state position.
+SDNN_SPIKE_EXP: Final[int] = 6
+SDNN_STATE_EXP: Final[int] = 6
+#: Lava stores ``spike_exp`` and ``state_exp`` with 3 bits of precision.
+SDNN_EXP_MAX: Final[int] = 7
+#: netx's default ``num_message_bits`` for SDNN layers (it cannot read ``messageBits`` from a file).
+SDNN_MESSAGE_BITS: Final[int] = 16
+#: Loihi 2's widest graded-spike payload (Intel's Loihi 2 technology brief, 2021).
+LOIHI2_MAX_MESSAGE_BITS: Final[int] = 32
+#: Lava's fixed-point sigma-delta ports and states are declared with 24 bits of precision.
+SDNN_STATE_BITS: Final[int] = STATE_BITS

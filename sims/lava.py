@@ -77,6 +77,9 @@ def run_lava(
 
     ir = net if net is not None else read_netx(path, input_shape)
     x, steps = normalize_input(ir, spikes, steps)
+    graded = ir.family == "SDNN"
+    if graded and input_bias is not None:
+        raise SimulationError(f"{path}: input_bias drives CUBA input neurons; a sigma-delta input layer (Delta) has no bias")
     has_input_neuron = ir.layers[0].has_neurons and not ir.layers[0].synaptic
     neuron_layers = [i for i, l in enumerate(ir.layers) if LAVA_BLOCK[l.kind](l)]
     batch = x.shape[0]
@@ -89,6 +92,8 @@ def run_lava(
             kwargs["input_shape"] = tuple(reversed(ir.input_shape))
         if reset_interval is not None:
             kwargs.update(reset_interval=reset_interval, reset_offset=reset_offset)
+        if graded:
+            kwargs["spike_exp"] = ir.spike_exp
         lava_net = netx.hdf5.Network(**kwargs)
         if len(lava_net.layers) != len(neuron_layers):
             raise SimulationError(f"{path}: Lava built {len(lava_net.layers)} blocks, expected {len(neuron_layers)}")
@@ -105,10 +110,7 @@ def run_lava(
             block.out.connect(sink.a_in)
             sinks.append(sink)
             if record_state:
-                mu, mv = Monitor(), Monitor()
-                mu.probe(block.neuron.u, steps)
-                mv.probe(block.neuron.v, steps)
-                monitors.append((mu, mv))
+                monitors.append(tuple(_probe(Monitor, block.neuron, var, steps) for var in _state_vars(block.neuron)))
         run_cfg = Loihi2SimCfg(select_tag="fixed_pt")
         got: dict[int, tuple[Any, Any, Any]] = {}
         done = False
@@ -119,12 +121,12 @@ def run_lava(
             lava_net.run(condition=RunSteps(num_steps=steps), run_cfg=run_cfg)
             run_s += time.perf_counter() - t1
             for j, (i, sink) in enumerate(zip(neuron_layers, sinks)):
-                s = _from_xyz(sink.data.get()).astype(bool)
+                data = _from_xyz(sink.data.get())
+                s = data.astype(np.int32) if graded else data.astype(bool)
                 u = v = None
                 if record_state:
-                    mu, mv = monitors[j]
-                    u = _from_xyz(_monitor_data(mu, lava_net.layers[j].neuron.u)).astype(np.int32)
-                    v = _from_xyz(_monitor_data(mv, lava_net.layers[j].neuron.v)).astype(np.int32)
+                    u, v = (None if m is None else _from_xyz(_monitor_data(m, var)).astype(np.int32)
+                            for m, var in zip(monitors[j], _state_vars(lava_net.layers[j].neuron)))
                 got[i] = (s, u, v)
             done = True
         except Exception as exc:  # Lava raises plain Exceptions from its runtime
@@ -173,6 +175,23 @@ def _tear_down(process: Any) -> None:
     runtime._is_running = False
 
 
+def _state_vars(neuron: Any) -> tuple[Any, Any]:
+    """The two state variables recorded as ``u`` and ``v``: a LIF's current and voltage; a sigma-delta
+    neuron's ``sigma`` (None for a Delta encoder, which has none in use) and ``act`` (None for Sigma)."""
+    if hasattr(neuron, "u"):
+        return neuron.u, neuron.v
+    kind = type(neuron).__name__
+    return (None if kind == "Delta" else neuron.sigma), (None if kind == "Sigma" else neuron.act)
+
+
+def _probe(monitor_cls: Any, neuron: Any, var: Any, steps: int) -> Any:
+    if var is None:
+        return None
+    monitor = monitor_cls()
+    monitor.probe(var, steps)
+    return monitor
+
+
 def _monitor_data(monitor: Any, var: Any) -> npt.NDArray[Any]:
     data = monitor.get_data()
     proc = next(iter(data.values()))
@@ -191,16 +210,16 @@ def _assemble(
     from sims.counts import synaptic_ops  # noqa: PLC0415
 
     batch = x.shape[0]
-    spikes: list[npt.NDArray[np.bool_]] = []
+    spikes: list[npt.NDArray[Any]] = []
     us: list[npt.NDArray[np.int32] | None] = []
     vs: list[npt.NDArray[np.int32] | None] = []
-    prev = x != 0
+    prev: npt.NDArray[Any] = x != 0
     for i, layer in enumerate(ir.layers):
         if i in per_sample[0]:
             cur = np.stack([per_sample[b][i][0] for b in range(batch)]).reshape(batch, steps, *layer.out_shape)
-            u = per_sample[0][i][1]
+            u, v = per_sample[0][i][1], per_sample[0][i][2]
             us.append(None if u is None else np.stack([per_sample[b][i][1] for b in range(batch)]).reshape(cur.shape))
-            vs.append(None if u is None else np.stack([per_sample[b][i][2] for b in range(batch)]).reshape(cur.shape))
+            vs.append(None if v is None else np.stack([per_sample[b][i][2] for b in range(batch)]).reshape(cur.shape))
         else:
             cur = prev if layer.synaptic else prev.reshape(batch, steps, *layer.out_shape)
             us.append(None)

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from export.geometry import ConvGeometry
-from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network, default_dense_neuron
+from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network, Neuron, default_dense_neuron
 from export.netx_dense import netx_dense_synapse
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError
@@ -56,7 +56,8 @@ class _NeuronPlan:
     vth_eff: npt.NDArray[np.int32]
 
 
-def _neuron_plan(neuron: CubaNeuron, bias: npt.ArrayLike | None, shape: tuple[int, ...], where: str) -> _NeuronPlan:
+def _neuron_plan(neuron: Neuron, bias: npt.ArrayLike | None, shape: tuple[int, ...], where: str) -> _NeuronPlan:
+    assert isinstance(neuron, CubaNeuron)  # sigma-delta networks run in sims.sdnn
     # Lava keeps bias_mant as int16 and shifts it by bias_exp = 6 in int32.
     b = np.zeros((), np.int64) if bias is None else np.asarray(bias).astype(np.int16).astype(np.int64) << C.BIAS_EXP
     params: tuple[npt.NDArray[np.signedinteger[Any]], ...] = (
@@ -332,7 +333,15 @@ def simulate(
     if reset_offset < 0:
         raise SimulationError(f"reset_offset must be >= 0, got {reset_offset}")
     t0 = time.perf_counter()
-    result = _simulate(net, x, steps, reset_interval, reset_offset, record_state, input_bias)
+    if net.family == "SDNN":
+        if reset_interval is not None or input_bias is not None:
+            raise SimulationError("reset_interval and input_bias apply to CUBA-LIF neurons; netx's sigma-delta "
+                                  "neurons have neither")
+        from sims.sdnn import simulate_sdnn  # noqa: PLC0415
+
+        result = simulate_sdnn(net, x, steps, record_state)
+    else:
+        result = _simulate(net, x, steps, reset_interval, reset_offset, record_state, input_bias)
     result.wall_s = time.perf_counter() - t0
     return result
 

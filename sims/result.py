@@ -20,7 +20,8 @@ class SimResult:
 
     Attributes:
         layer_names: one name per IR layer.
-        spikes: per layer, bool (B, steps, *shape) in C,H,W or N order.
+        spikes: per layer, (B, steps, *shape) in C,H,W or N order: bool spikes (CUBA-LIF), or
+            int32 graded messages (sigma-delta networks; 0 = no message).
         synops: (B, n_layers) int64 delivered synaptic events into each layer.
         u, v: per neuron layer, int32 (B, steps, *shape), or None where not recorded.
         backend: "native" or "lava".
@@ -28,7 +29,7 @@ class SimResult:
     """
 
     layer_names: list[str]
-    spikes: list[npt.NDArray[np.bool_]]
+    spikes: list[npt.NDArray[Any]]
     synops: npt.NDArray[np.int64]
     u: list[npt.NDArray[np.int32] | None] = field(default_factory=list)
     v: list[npt.NDArray[np.int32] | None] = field(default_factory=list)
@@ -37,13 +38,18 @@ class SimResult:
     build_s: float = 0.0
 
     @property
-    def out_spikes(self) -> npt.NDArray[np.bool_]:
+    def out_spikes(self) -> npt.NDArray[Any]:
         return self.spikes[-1]
 
     @property
+    def graded(self) -> bool:
+        """Whether the layers' outputs are graded messages (int32) rather than binary spikes."""
+        return any(s.dtype != np.bool_ for s in self.spikes)
+
+    @property
     def layer_spike_counts(self) -> npt.NDArray[np.int64]:
-        """(B, n_layers) total spikes per layer and sample."""
-        counts = np.stack([s.reshape(s.shape[0], -1).sum(axis=1) for s in self.spikes], axis=1)
+        """(B, n_layers) spikes (graded: nonzero messages) per layer and sample."""
+        counts = np.stack([np.count_nonzero(s.reshape(s.shape[0], -1), axis=1) for s in self.spikes], axis=1)
         return np.asarray(counts, dtype=np.int64)
 
     def to_npz(self, path: str | os.PathLike[str], extra: dict[str, npt.NDArray[np.generic]] | None = None) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, conv_output_hw
+from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, SigmaDeltaNeuron, conv_output_hw
 
 
 def _neuron(rng: np.random.Generator, channels: int, per_channel: bool, vth: int | None = None) -> CubaNeuron:
@@ -112,6 +112,28 @@ def dense_network(seed: int = 0, sizes: tuple[int, ...] = (784, 128, 64, 10)) ->
         layers.append(Dense(f"dense{i}", (n_out,), dense_weight(rng, n_out, n_in, -60, 90), None,
                             CubaNeuron(np.int32(410), np.int32(410), np.int32(64))))
     return Network(tuple(layers), (sizes[0],))
+
+
+def small_sdnn_network(seed: int = 0, in_shape: tuple[int, int, int] = (2, 16, 16), classes: int = 10) -> Network:
+    """A small sigma-delta network: a Delta input layer, two strided ReLU convs, a dense layer and a
+    Sigma readout (netx's graded-spike layout, as Intel's PilotNet SDNN)."""
+    rng = np.random.default_rng(seed)
+    layers: list[Layer] = [InputLayer("input0", in_shape, SigmaDeltaNeuron(np.int32(1)))]
+    shape: tuple[int, ...] = in_shape
+    for i, channels in enumerate((8, 12), start=1):
+        hw = conv_output_hw((shape[1], shape[2]), (3, 3), (2, 2), (1, 1), (1, 1))
+        weight = rng.integers(-12, 13, size=(channels, shape[0], 3, 3)).astype(np.int32)
+        bias = rng.integers(-20, 30, size=channels).astype(np.int32)
+        layers.append(Conv(f"conv{i}", (channels, *hw), weight, (2, 2), (1, 1), bias=bias,
+                           neuron=SigmaDeltaNeuron(np.int32(int(rng.integers(0, 8))))))
+        shape = (channels, *hw)
+    n = int(np.prod(shape))
+    layers.append(Flatten("flatten3", (n,)))
+    layers.append(Dense("dense4", (32,), dense_weight(rng, 32, n, -16, 18), rng.integers(-10, 20, 32).astype(np.int32),
+                        SigmaDeltaNeuron(np.int32(4))))
+    layers.append(Dense("dense5", (classes,), dense_weight(rng, classes, 32, -20, 24), None,
+                        SigmaDeltaNeuron(np.int32(0), sigma_output=True)))
+    return Network(tuple(layers), in_shape)
 
 
 def random_spikes(seed: int, shape: tuple[int, ...], rate: float) -> npt.NDArray[np.bool_]:

@@ -25,7 +25,17 @@ import numpy as np
 import numpy.typing as npt
 
 from export.geometry import ConvGeometry
-from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network, Neuron, default_dense_neuron
+from export.ir import (
+    Conv,
+    CubaNeuron,
+    Dense,
+    InputLayer,
+    Layer,
+    Network,
+    Neuron,
+    SigmaDeltaNeuron,
+    default_dense_neuron,
+)
 from export.netx_dense import netx_dense_synapse
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError
@@ -277,11 +287,35 @@ def check_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple
     wide = x.dtype.kind == "f" or (x.dtype.kind in "iu" and x.dtype.itemsize > 4) or x.dtype == np.uint32
     if wide and x.size and (x.min() < np.iinfo(np.int32).min or x.max() > np.iinfo(np.int32).max):
         raise SimulationError("input values do not fit int32")
+    _check_graded_input(net, x)
     if steps is None:
         steps = x.shape[1] + sum(l.synaptic for l in net.layers)
     if steps <= 0:
         raise SimulationError(f"steps must be positive, got {steps}")
     return x, steps
+
+
+def graded_input_limit(net: Network) -> int | None:
+    """The largest |x| a sigma-delta input layer takes, or None (no Delta encoder).
+
+    The encoder's first message is ``x << spike_exp``; it must fit netx's signed
+    ``SDNN_MESSAGE_BITS``-bit graded message (|x| <= 511 at netx's spike_exp 6)."""
+    first = net.layers[0]
+    neuron = getattr(first, "neuron", None)
+    if not isinstance(first, InputLayer) or not isinstance(neuron, SigmaDeltaNeuron):
+        return None
+    return ((1 << (C.SDNN_MESSAGE_BITS - 1)) - 1) >> neuron.spike_exp
+
+
+def _check_graded_input(net: Network, x: npt.NDArray[Any]) -> None:
+    limit = graded_input_limit(net)
+    if limit is None or not x.size:
+        return
+    lo, hi = int(x.min()), int(x.max())
+    if lo < -limit or hi > limit:
+        raise SimulationError(
+            f"{net.describe(0)}: field 'input': values in [{lo}, {hi}] exceed the graded message range: "
+            f"x << spike_exp must fit netx's {C.SDNN_MESSAGE_BITS}-bit message, so |x| <= {limit}")
 
 
 def normalize_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple[npt.NDArray[np.int32], int]:

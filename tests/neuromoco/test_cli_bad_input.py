@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.examples import small_conv_network
+from export.examples import small_conv_network, small_sdnn_network
 from export.netx import write_netx
 from neuromoco.cli import main
 from neuromoco.models.registry import ModelConfig, build_model
@@ -174,7 +174,16 @@ def _save(work: Path, name: str, array: np.ndarray, allow_pickle: bool = False) 
     return name
 
 
+def _sdnn_model(work: Path) -> str:
+    write_netx(small_sdnn_network(0), work / "sdnn.net")
+    return "sdnn.net"
+
+
 SIMULATE: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
+    "graded input outside the message range": (
+        lambda w: [_sdnn_model(w), "--input", _save(w, "big.npy", np.full((3, 2, 16, 16), 900, np.int32))],
+        ("big.npy: layer 'input0' (#0, input): field 'input': values in [900, 900] exceed the graded message range",
+         "|x| <= 511")),
     "missing model": (lambda w: ["nope.net"], ("nope.net: no such file",)),
     "model is a folder": (lambda w: ["folder"], ("folder: no such file",)),
     "model not HDF5": (lambda w: ["junk.bin"], ("junk.bin: not a readable HDF5 file",)),

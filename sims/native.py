@@ -156,10 +156,30 @@ def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
     return _DensePlan(np.ascontiguousarray(stack), delays, syn.weight_exp, fan, neuron)
 
 
-def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _ConvPlan:
+@dataclass(frozen=True)
+class ConvBands:
+    """A conv layer's scatter tables for a sample cut into P bands of output rows (both neuron families).
+
+    Attributes:
+        scatter_weight: (C_in, kH, kW, C_out / groups) int32 (:func:`sims.jit_kernels.scatter_weight`).
+        tap_ptr, tap_dst, tap_src, tap_len: :func:`sims.jit_kernels.conv_band_taps`.
+        bands: (P + 1,) output-pixel boundaries; band_inputs: (P, 2) input pixels [lo, hi) reaching
+            each band; fan: (P, C_in * H_in * W_in) nonzero synapses from each input into each band.
+    """
+
+    scatter_weight: npt.NDArray[np.int32]
+    tap_ptr: npt.NDArray[np.int64]
+    tap_dst: npt.NDArray[np.int64]
+    tap_src: npt.NDArray[np.int64]
+    tap_len: npt.NDArray[np.int64]
+    bands: npt.NDArray[np.int64]
+    band_inputs: npt.NDArray[np.int64]
+    fan: npt.NDArray[np.int64]
+
+
+def conv_bands(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> ConvBands:
+    """The scatter tables of ``layer`` for ``n_bands`` bands of output rows."""
     w = np.asarray(layer.weight, dtype=np.int64)
-    # The sums of an all-active frame, exact in int64, then wrapped to int32 as the scatter's sums wrap.
-    all_active = ConvGeometry.of(layer, in_shape).output_sums(w.sum(axis=1)).astype(np.int32)
     c_out, h_out, w_out = layer.shape
     tap_ptr, tap_out, tap_k = conv_taps((in_shape[1], in_shape[2]), (w.shape[2], w.shape[3]), layer.stride,
                                         layer.padding, layer.dilation, (h_out, w_out))
@@ -174,18 +194,26 @@ def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _C
         if hits.size:
             band_inputs[q] = (hits.min() // in_shape[2] * in_shape[2], (hits.max() // in_shape[2] + 1) * in_shape[2])
         fan[q] = conv_fanout(layer, in_shape, rows=(int(rows[q]), int(rows[q + 1]))).reshape(-1)
+    band_taps = conv_band_taps((tap_ptr, tap_out, tap_k), in_shape[1] * in_shape[2], bands, c_out,
+                               c_out // layer.groups, w.shape[3], layer.stride[1])
+    return ConvBands(scatter_weight(w, layer.groups, layer.stride[1]), *band_taps, bands, band_inputs, fan)
+
+
+def _build_conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int) -> _ConvPlan:
+    w = np.asarray(layer.weight, dtype=np.int64)
+    # The sums of an all-active frame, exact in int64, then wrapped to int32 as the scatter's sums wrap.
+    all_active = ConvGeometry.of(layer, in_shape).output_sums(w.sum(axis=1)).astype(np.int32)
     if layer.neuron is None:
         raise SimulationError(f"{layer.name}: a conv layer needs a neuron (netx has no synapse-only layers)")
     flat = _neuron_plan(layer.neuron, layer.bias, tuple(layer.shape), layer.name)
     i_mult, v_mult, bias_eff, vth_eff = (_channels_last(p.reshape(layer.shape)) for p in
                                          (flat.i_mult, flat.v_mult, flat.bias_eff, flat.vth_eff))
     neuron = _NeuronPlan(i_mult, v_mult, bias_eff, vth_eff)
-    band_taps = conv_band_taps((tap_ptr, tap_out, tap_k), in_shape[1] * in_shape[2], bands, c_out,
-                               c_out // layer.groups, w.shape[3], layer.stride[1])
-    scatter = scatter_weight(w, layer.groups, layer.stride[1])
-    if int(np.abs(w).reshape(c_out, -1).sum(axis=1).max(initial=0)) < 2**15:  # no sum leaves int16
+    t = conv_bands(layer, in_shape, n_bands)
+    scatter: npt.NDArray[np.int16 | np.int32] = t.scatter_weight
+    if int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) < 2**15:  # no sum leaves int16
         scatter = scatter.astype(np.int16)
-    return _ConvPlan(scatter, *band_taps, bands, band_inputs, fan,
+    return _ConvPlan(scatter, t.tap_ptr, t.tap_dst, t.tap_src, t.tap_len, t.bands, t.band_inputs, t.fan,
                      _channels_last(all_active), neuron)
 
 
@@ -194,7 +222,7 @@ def _channels_last(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.ascontiguousarray(arr.transpose(1, 2, 0).reshape(-1))
 
 
-def _parts(batch: int, units: int) -> int:
+def parts(batch: int, units: int) -> int:
     """Parts each sample's neurons (or output rows) are cut into, so that small batches use every thread."""
     return max(1, min(sim_threads() // batch, units))
 
@@ -426,7 +454,7 @@ def _run_input(layer: Layer, where: str, p: _Pass) -> _LayerRun | None:
     x_flat = p.x.reshape(batch, p.x.shape[1], -1)  # a view where it can be: no copy of a large input
     if x_flat.dtype.kind == "f" or x_flat.dtype.itemsize > 4 or x_flat.dtype == np.uint32:
         x_flat = x_flat.astype(np.int64)  # integral and inside int32 (checked)
-    n_parts = 1 if p.depth_first else _parts(batch, int(np.prod(shape)))
+    n_parts = 1 if p.depth_first else parts(batch, int(np.prod(shape)))
     return _layer_run(input_lif_layer, n_parts, p.spikes_out(shape), shape, plan, p.reset(), p.record_state,
                       x_flat, n_parts)
 
@@ -447,7 +475,7 @@ def _run_dense(layer: Layer, where: str, p: _Pass) -> _LayerRun | None:
 def _run_conv(layer: Layer, where: str, p: _Pass) -> _LayerRun | None:
     assert isinstance(layer, Conv)
     shape = tuple(layer.out_shape)
-    n_parts = 1 if p.depth_first else _parts(p.batch, layer.shape[1])  # bands of output rows
+    n_parts = 1 if p.depth_first else parts(p.batch, layer.shape[1])  # bands of output rows
     plan = _plan_conv(layer, tuple(p.prev.shape[2:]), n_parts)
     return _layer_run(conv_lif_layer, n_parts, p.spikes_out(shape), shape, plan.neuron, p.reset(), p.record_state,
                       p.prev, plan.scatter_weight, plan.tap_ptr, plan.tap_dst, plan.tap_src, plan.tap_len,

@@ -25,15 +25,15 @@ from export.ir import Conv, Dense, InputLayer, Layer, Network, SigmaDeltaNeuron,
 from export.netx_dense import netx_dense_synapse
 from hw_targets.errors import SimulationError
 from sims.cache import SIM_CACHE
-from sims.counts import conv_fanout, dense_fanout
-from sims.jit_kernels import conv_taps, expand_param, split_run
+from sims.counts import dense_fanout
+from sims.jit_kernels import expand_param, split_run
+from sims.native import ConvBands, conv_bands, parts
 from sims.result import SimResult
 from sims.sdnn_kernels import (
     ROLE_SIGMA,
     ROLE_SIGMA_DELTA,
     delta_input_layer,
     sdnn_conv_layer,
-    sdnn_conv_weight,
     sdnn_dense_layer,
 )
 
@@ -42,12 +42,12 @@ _ROLES = {"SigmaDelta": ROLE_SIGMA_DELTA, "Sigma": ROLE_SIGMA}
 
 @dataclass(frozen=True)
 class _SdnnNeurons:
-    """One layer's neuron constants: its role, ``vth << E``, ``bias << E`` per neuron (int64)."""
+    """One layer's neuron constants: its role, ``vth << E``, ``bias << E`` per neuron (int32)."""
 
     role: int
     vth: int
     state_exp: int
-    bias: npt.NDArray[np.int64]
+    bias: npt.NDArray[np.int32]
 
 
 def _neurons(layer: Layer, where: str, channels_last: bool = False) -> _SdnnNeurons:
@@ -63,12 +63,12 @@ def _neurons(layer: Layer, where: str, channels_last: bool = False) -> _SdnnNeur
     if channels_last:
         bias = np.ascontiguousarray(bias.reshape(shape).transpose(1, 2, 0).reshape(-1))
     return _SdnnNeurons(_ROLES.get(sdnn_role(layer), ROLE_SIGMA_DELTA), int(neuron.v_th_mant) << shift,
-                        neuron.state_exp, bias)
+                        neuron.state_exp, bias.astype(np.int32))
 
 
 @dataclass(frozen=True)
 class _DensePlan:
-    w_t: npt.NDArray[np.int64]
+    w_t: npt.NDArray[np.int32]
     weight_exp: int
     fan: npt.NDArray[np.int64]
     neurons: _SdnnNeurons
@@ -76,9 +76,7 @@ class _DensePlan:
 
 @dataclass(frozen=True)
 class _ConvPlan:
-    w: npt.NDArray[np.int64]
-    taps: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
-    fan: npt.NDArray[np.int64]
+    bands: ConvBands
     neurons: _SdnnNeurons
 
 
@@ -92,19 +90,16 @@ def _dense_plan(layer: Dense, where: str) -> _DensePlan:
             warnings.warn(f"{where}: Lava's netx loader does not deliver these weights exactly (reference "
                           "section 6.1). The simulation reproduces what Lava does.", stacklevel=6)
         fan = dense_fanout(layer)[0][1]
-        return _DensePlan(np.ascontiguousarray(syn.weight_eff.T.astype(np.int64)), syn.weight_exp, fan,
+        if syn.weight_eff.size and int(np.abs(syn.weight_eff).max()) >= 2**31:
+            raise SimulationError(f"{where}: effective weights leave int32 (Lava's Dense weights are int32)")
+        return _DensePlan(np.ascontiguousarray(syn.weight_eff.T.astype(np.int32)), syn.weight_exp, fan,
                           _neurons(layer, where))
     return SIM_CACHE.plan(layer, ("sdnn-dense",), build)
 
 
-def _conv_plan(layer: Conv, in_shape: tuple[int, ...], where: str) -> _ConvPlan:
-    def build() -> _ConvPlan:
-        w = np.asarray(layer.weight)
-        taps = conv_taps((in_shape[1], in_shape[2]), (w.shape[2], w.shape[3]), layer.stride, layer.padding,
-                         layer.dilation, (layer.shape[1], layer.shape[2]))
-        fan = conv_fanout(layer, in_shape).reshape(-1)
-        return _ConvPlan(sdnn_conv_weight(w, layer.groups), taps, fan, _neurons(layer, where, channels_last=True))
-    return SIM_CACHE.plan(layer, ("sdnn-conv", in_shape), build)
+def _conv_plan(layer: Conv, in_shape: tuple[int, ...], n_bands: int, where: str) -> _ConvPlan:
+    return SIM_CACHE.plan(layer, ("sdnn-conv", in_shape, n_bands), lambda: _ConvPlan(
+        conv_bands(layer, in_shape, n_bands), _neurons(layer, where, channels_last=True)))
 
 
 @dataclass
@@ -117,6 +112,7 @@ class _Run:
     synops: npt.NDArray[np.int64] | None
     sigma: npt.NDArray[np.int32] | None
     act: npt.NDArray[np.int32] | None
+    parts: int = 1  # work items per sample
 
 
 @dataclass
@@ -174,14 +170,16 @@ def _run_dense(layer: Layer, where: str, p: _Pass) -> _Run | None:
 def _run_conv(layer: Layer, where: str, p: _Pass) -> _Run | None:
     assert isinstance(layer, Conv)
     in_shape = tuple(int(s) for s in p.prev.shape[2:])
-    plan = _conv_plan(layer, in_shape, where)
+    n_bands = parts(p.batch, layer.shape[1])  # bands of output rows, so that one sample uses every thread
+    plan = _conv_plan(layer, in_shape, n_bands, where)
     out, sigma, act = p.arrays(int(np.prod(layer.shape)))
-    synops = np.zeros(p.batch, np.int64)
-    nr = plan.neurons
+    synops = np.zeros(p.batch * n_bands, np.int64)
+    nr, t = plan.neurons, plan.bands
     s = p.prev.reshape(p.batch, p.steps, in_shape[0], in_shape[1] * in_shape[2])
-    return _Run(sdnn_conv_layer, (s, plan.w, *plan.taps, layer.groups, plan.fan, nr.role, nr.bias, nr.vth,
-                                  nr.state_exp, out, sigma, act, p.record_state, synops),
-                out, synops, sigma, act)
+    return _Run(sdnn_conv_layer, (s, t.scatter_weight, t.tap_ptr, t.tap_dst, t.tap_src, t.tap_len, layer.groups,
+                                  t.bands, t.band_inputs, t.fan, nr.role, nr.bias, nr.vth, nr.state_exp, out,
+                                  sigma, act, p.record_state, synops),
+                out, synops, sigma, act, n_bands)
 
 
 #: One runner per IR layer kind for sigma-delta networks: ``runner(layer, where, pass)`` returns the
@@ -211,7 +209,7 @@ def simulate_sdnn(net: Network, x: npt.NDArray[Any], steps: int, record_state: b
         shape = tuple(layer.out_shape)
         run = SDNN_RUNNERS[layer.kind](layer, net.describe(i), p)
         if run is not None:
-            split_run(run.kernel, batch, *run.args)
+            split_run(run.kernel, batch * run.parts, *run.args)
             p.prev = run.out.reshape(batch, steps, *shape)
         runs.append(run)
         messages.append(p.prev.reshape(batch, steps, *shape))
@@ -221,7 +219,7 @@ def simulate_sdnn(net: Network, x: npt.NDArray[Any], steps: int, record_state: b
     for i, run in enumerate(runs):
         full = (batch, steps, *net.layers[i].out_shape)
         if run is not None and run.synops is not None:
-            synops[:, i] = run.synops
+            synops[:, i] = run.synops.reshape(batch, run.parts).sum(axis=1)
         role = sdnn_role(net.layers[i]) if run is not None else ""
         us.append(run.sigma.reshape(full) if record_state and run is not None and run.sigma is not None
                   and role != "Delta" else None)

@@ -1,10 +1,15 @@
 """The native simulator's sigma-delta layers, compiled with numba: graded synapse and neurons fused.
 
-Each kernel runs one layer for a range of samples over all steps. Per step it
-adds ``weight * payload`` of every nonzero graded message of the previous step
-into an exact int64 accumulator (event-driven: silent inputs cost nothing),
-wraps the sums as Lava's synapse does (dense: numpy int32, then the weight
-exponent's shift; conv: 24 bits), and runs the neurons on them.
+Each kernel runs one layer for a range of work items (a sample, or a band of a
+sample's output rows) over all steps. Per step it adds ``weight * payload`` of
+every nonzero graded message of the previous step into an int32 accumulator
+(event-driven: silent inputs cost nothing), wraps the sums as Lava's synapse
+does (dense: numpy's int32 ``dot``, which the int32 accumulator is, then the
+weight exponent's shift; conv: 24 bits, whose low bits int32's wrap-around
+keeps exact), and runs the neurons on them. A step in which no message reaches
+a layer leaves its Sigma/SigmaDelta neurons as they are and sends nothing
+(with ``a = 0``, ``act`` does not move and ``|residue| < vth``); a Sigma readout
+repeats its ``sigma``.
 
 The neuron arithmetic is Lava 0.10's fixed-point sigma-delta models
 (``lava/proc/sdn/models.py``), numpy int32 wrap-around made explicit:
@@ -40,53 +45,55 @@ from numba import njit
 from hw_targets import constants as C
 
 _I32: Any = np.int32
-_I64: Any = np.int64
 
 #: Roles of a sigma-delta layer in the compiled loop (netx builds Delta, SigmaDelta or Sigma).
 ROLE_DELTA: Final[int] = 0
 ROLE_SIGMA_DELTA: Final[int] = 1
 ROLE_SIGMA: Final[int] = 2
 
-_CONV_HALF: Final[int] = 1 << (C.CONV_ACC_BITS - 1)
-_CONV_FULL: Final[int] = 1 << C.CONV_ACC_BITS
-
-
-@njit(inline="always")
-def _wrap32(x: Any) -> Any:
-    """``x`` (int64) modulo 2**32 as a signed int32, as numpy's int32 arithmetic wraps."""
-    return _I64(_I32(x))
+_CONV_SHIFT: Final[int] = 32 - C.CONV_ACC_BITS  # sign-extend the conv sums from bit 23
 
 
 @njit(inline="always")
 def _delta_out(act_new: Any, i: int, act: npt.NDArray[Any], residue: npt.NDArray[Any], vth: Any,
-               state_exp: int) -> Any:
-    """The delta encoder of one neuron (``AbstractDeltaModel.delta_dynamics``): its message."""
-    delta = _wrap32(_wrap32(act_new - act[i]) + residue[i])
-    magnitude = _wrap32(abs(delta))  # numpy's int32 abs: abs(-2**31) == -2**31
-    s = delta if magnitude >= vth else _I64(0)
-    residue[i] = _wrap32(delta - s)
+               state_exp: Any) -> Any:
+    """The delta encoder of one neuron (``AbstractDeltaModel.delta_dynamics``), int32: its message."""
+    delta = _I32(_I32(act_new - act[i]) + residue[i])
+    magnitude = _I32(-delta) if delta < _I32(0) else delta  # numpy's int32 abs: abs(-2**31) == -2**31
+    s = delta if magnitude >= vth else _I32(0)
+    residue[i] = _I32(delta - s)
     act[i] = act_new
-    return s >> state_exp
+    return _I32(s >> state_exp)
 
 
 @njit(inline="always")
 def _neuron_frame(acc: npt.NDArray[Any], role: int, sigma: npt.NDArray[Any], act: npt.NDArray[Any],
-                  residue: npt.NDArray[Any], bias: npt.NDArray[Any], vth: Any, state_exp: int,
+                  residue: npt.NDArray[Any], bias: npt.NDArray[Any], vth: Any, state_exp: Any,
                   msg: npt.NDArray[Any]) -> None:
-    """One step of a layer's Sigma/SigmaDelta neurons on the (already wrapped) input ``acc``,
+    """One step of a layer's Sigma/SigmaDelta neurons on the (already wrapped) int32 input ``acc``,
     messages into ``msg``; ``acc`` is cleared as it is read."""
-    for i in range(acc.shape[0]):
-        a = acc[i]
-        acc[i] = 0
-        s = _wrap32(sigma[i] + a)
-        sigma[i] = s
-        if role == ROLE_SIGMA:
+    if role == ROLE_SIGMA:
+        for i in range(acc.shape[0]):
+            s = _I32(sigma[i] + acc[i])
+            acc[i] = 0
+            sigma[i] = s
             msg[i] = s
-        else:
-            act_new = _wrap32(s + bias[i])
-            if act_new < 0:
-                act_new = _I64(0)
-            msg[i] = _delta_out(act_new, i, act, residue, vth, state_exp)
+        return
+    for i in range(acc.shape[0]):
+        s = _I32(sigma[i] + acc[i])
+        acc[i] = 0
+        sigma[i] = s
+        act_new = max(_I32(s + bias[i]), _I32(0))
+        msg[i] = _delta_out(act_new, i, act, residue, vth, state_exp)
+
+
+@njit(inline="always")
+def _to_chw(src: npt.NDArray[Any], dst: npt.NDArray[Any], c_out: int, hw: int, o_lo: int, band_px: int) -> None:
+    """A band's channels-last values ``src`` into ``dst`` in C, H, W order from output pixel ``o_lo``."""
+    for c in range(np.uint64(c_out)):
+        o = c * np.uint64(hw) + np.uint64(o_lo)
+        for pix in range(np.uint64(band_px)):
+            dst[o + pix] = src[pix * np.uint64(c_out) + c]
 
 
 @njit(cache=True, nogil=True)
@@ -97,21 +104,28 @@ def delta_input_layer(
     """netx's sigma-delta input layer (Lava ``Delta``): the input integers, no synapse, no latency.
 
     Args:
-        x: (B, T, N) integer input; zero past T.
+        x: (B, T, N) integer input (within int32); zero past T.
         shift: ``spike_exp + state_exp``; vth: ``v_th_mant << shift``.
-        out: (B, steps, N) int32 messages; act_rec: (B, steps, N) int32 ``act`` when ``record``.
+        out: (B, steps, N) int32 messages (zeros on entry); act_rec: (B, steps, N) int32 ``act``
+            when ``record``.
     """
     steps, n = out.shape[1], out.shape[2]
     t_in = x.shape[1]
+    th = _I32(vth)
+    se = _I32(state_exp)
+    sh = _I32(shift)
     for b in range(b_start, b_stop):
-        act = np.zeros(n, np.int64)
-        residue = np.zeros(n, np.int64)
+        act = np.zeros(n, np.int32)
+        residue = np.zeros(n, np.int32)
         for k in range(steps):
             row = out[b, k]
-            for i in range(n):
-                a = _I64(x[b, k, i]) if k < t_in else _I64(0)
-                act_new = _wrap32(_wrap32(a) << shift)
-                row[i] = _delta_out(act_new, i, act, residue, vth, state_exp)
+            if k < t_in:
+                xin = x[b, k]
+                for i in range(n):
+                    row[i] = _delta_out(_I32(_I32(xin[i]) << sh), i, act, residue, th, se)
+            else:  # no input: act_new = 0
+                for i in range(n):
+                    row[i] = _delta_out(_I32(0), i, act, residue, th, se)
             if record:
                 act_rec[b, k] = act
 
@@ -130,41 +144,40 @@ def sdnn_dense_layer(
 
     Args:
         s: (B, steps, N_in) int32 messages (0/1 for binary input).
-        w_t: (N_in, N_out) int64 effective weights, transposed.
+        w_t: (N_in, N_out) int32 effective weights, transposed.
         fan: (N_in,) int64 nonzero synapses leaving each input.
-        bias: (N_out,) int64 ``bias << E``.
-        out: (B, steps, N_out) int32 messages; sigma_rec, act_rec: int32 states when ``record``;
-        synops: (B,) int64 messages delivered times their nonzero synapses.
+        bias: (N_out,) int32 ``bias << E``.
+        out: (B, steps, N_out) int32 messages (zeros on entry); sigma_rec, act_rec: int32 states
+            when ``record``; synops: (B,) int64 messages delivered times their nonzero synapses.
     """
     n_in = s.shape[2]
     steps, n = out.shape[1], out.shape[2]
-    acc = np.zeros(n, np.int64)
-    msg = np.zeros(n, np.int64)
+    acc = np.zeros(n, np.int32)
+    th = _I32(vth)
+    se = _I32(state_exp)
+    w_flat = w_t.reshape(w_t.size)
     for b in range(b_start, b_stop):
-        sigma = np.zeros(n, np.int64)
-        act = np.zeros(n, np.int64)
-        residue = np.zeros(n, np.int64)
+        sigma = np.zeros(n, np.int32)
+        act = np.zeros(n, np.int32)
+        residue = np.zeros(n, np.int32)
         delivered = 0
         for k in range(steps):
+            any_input = k == 0  # step 0: the bias-only step
             if k > 0:
                 row = s[b, k - 1]
-                any_input = False
                 for j in range(n_in):
-                    m = _I64(row[j])
-                    if m != 0:
+                    m = _I32(row[j])
+                    if m != _I32(0):
                         any_input = True
                         delivered += fan[j]
-                        w = w_t[j]
-                        for o in range(n):
-                            acc[o] += w[o] * m
-                if any_input:
+                        first = np.uint64(j * n)
+                        for o in range(np.uint64(n)):
+                            acc[o] += w_flat[first + o] * m
+                if any_input and weight_exp != 0:
                     for o in range(n):
-                        a = _wrap32(acc[o])
-                        acc[o] = _wrap32(a << weight_exp) if weight_exp >= 0 else a >> (-weight_exp)
-            _neuron_frame(acc, role, sigma, act, residue, bias, vth, state_exp, msg)
-            out_row = out[b, k]
-            for o in range(n):
-                out_row[o] = msg[o]
+                        acc[o] = _I32(acc[o] << weight_exp) if weight_exp > 0 else _I32(acc[o] >> (-weight_exp))
+            if any_input or role == ROLE_SIGMA:
+                _neuron_frame(acc, role, sigma, act, residue, bias, th, se, out[b, k])
             if record:
                 sigma_rec[b, k] = sigma
                 act_rec[b, k] = act
@@ -173,81 +186,87 @@ def sdnn_dense_layer(
 
 @njit(cache=True, nogil=True)
 def sdnn_conv_layer(
-    b_start: int, b_stop: int, s: npt.NDArray[Any], w: npt.NDArray[Any],
-    tap_ptr: npt.NDArray[Any], tap_out: npt.NDArray[Any], tap_k: npt.NDArray[Any], groups: int,
-    fan: npt.NDArray[Any], role: int, bias: npt.NDArray[Any], vth: int, state_exp: int,
+    item_start: int, item_stop: int, s: npt.NDArray[Any], w: npt.NDArray[Any],
+    tap_ptr: npt.NDArray[Any], tap_dst: npt.NDArray[Any], tap_src: npt.NDArray[Any], tap_len: npt.NDArray[Any],
+    groups: int, bands: npt.NDArray[Any], band_inputs: npt.NDArray[Any], fan: npt.NDArray[Any],
+    role: int, bias: npt.NDArray[Any], vth: int, state_exp: int,
     out: npt.NDArray[Any], sigma_rec: npt.NDArray[Any], act_rec: npt.NDArray[Any], record: bool,
     synops: npt.NDArray[Any],
 ) -> None:
     """Event-driven graded convolution (Lava ``PyConvModelFixed``) fused with its neurons.
 
     A message ``m`` at input pixel p, channel c, step k - 1 adds ``m`` times its kernel column into
-    every output pixel its taps reach at step k; the exact sums wrap to 24 bits (Lava's
-    ``signed_clamp``). The accumulator and the neuron states are channels-last (pixel-major);
-    messages are written in C, H, W order.
+    every output pixel its taps reach at step k; the sums wrap to 24 bits (Lava's ``signed_clamp``).
+    Work items are (sample, band) as in :func:`sims.jit_kernels.conv_lif_layer`, whose tap tables
+    (:func:`sims.jit_kernels.conv_band_taps`) and weight layout (:func:`sims.jit_kernels.scatter_weight`)
+    this kernel shares; the accumulator, the neuron states and ``bias`` are channels-last.
 
     Args:
         s: (B, steps, C_in, H_in * W_in) int32 messages.
-        w: (C_in, kH * kW, C_out / groups) int64 weights (:func:`sdnn_conv_weight`).
-        tap_ptr, tap_out, tap_k: :func:`sims.jit_kernels.conv_taps` (input pixel -> output pixel, tap).
-        fan: (C_in * H_in * W_in,) int64 nonzero synapses leaving each input neuron.
-        bias: (N,) int64 ``bias << E``, channels-last.
-        out: (B, steps, N) int32 messages (C, H, W order); sigma_rec, act_rec likewise when ``record``.
-        synops: (B,) int64 messages delivered times their nonzero synapses.
+        w: (C_in, kH, kW, C_out / groups) int32 weights in ``scatter_weight``'s layout.
+        bands, band_inputs, fan: as for ``conv_lif_layer`` (fan: (P, C_in * H_in * W_in)).
+        bias: (N,) int32 ``bias << E``, channels-last.
+        out: (B, steps, N) int32 messages in C, H, W order (zeros on entry); sigma_rec, act_rec
+            likewise when ``record``; synops: (B * P,) int64 messages delivered times their synapses.
     """
     c_in, pixels = s.shape[2], s.shape[3]
-    per_group_out = w.shape[2]
-    taps = w.shape[1]
+    taps, per_group_out = w.shape[1] * w.shape[2], w.shape[3]
+    n_bands = bands.shape[0] - 1
     steps, n = out.shape[1], out.shape[2]
     c_out = groups * per_group_out
     hw = n // c_out
     per_group_in = c_in // groups
-    acc = np.zeros(n, np.int64)
-    msg = np.zeros(n, np.int64)
+    acc = np.zeros(n, np.int32)
+    msg = np.zeros(n, np.int32)
     w_flat = w.reshape(w.size)
-    for b in range(b_start, b_stop):
-        sigma = np.zeros(n, np.int64)
-        act = np.zeros(n, np.int64)
-        residue = np.zeros(n, np.int64)
+    th = _I32(vth)
+    se = _I32(state_exp)
+    for item in range(item_start, item_stop):
+        b = item // n_bands
+        q = item % n_bands
+        o_lo = bands[q]
+        o_hi = bands[q + 1]
+        i_lo = band_inputs[q, 0]
+        i_hi = band_inputs[q, 1]
+        band_px = o_hi - o_lo
+        lo = o_lo * c_out
+        size = band_px * c_out
+        p_acc = acc[:size]
+        p_msg = msg[:size]
+        p_bias = bias[lo : lo + size]
+        p_fan = fan[q]
+        p_ptr = tap_ptr[q]
+        sigma = np.zeros(size, np.int32)
+        act = np.zeros(size, np.int32)
+        residue = np.zeros(size, np.int32)
         delivered = 0
         for k in range(steps):
+            any_input = k == 0  # step 0: the bias-only step
             if k > 0:
                 frame = s[b, k - 1]
-                any_input = False
                 for c in range(c_in):
                     first_out = (c // per_group_in) * per_group_out
                     frame_c = frame[c]
-                    for pix in range(pixels):
-                        m = _I64(frame_c[pix])
-                        if m == 0:
+                    fan_c = p_fan[c * pixels : (c + 1) * pixels]
+                    c_src = c * taps * per_group_out
+                    for pix in range(i_lo, i_hi):
+                        m = _I32(frame_c[pix])
+                        if m == _I32(0):
                             continue
                         any_input = True
-                        delivered += fan[c * pixels + pix]
-                        for e in range(tap_ptr[pix], tap_ptr[pix + 1]):
-                            base = np.uint64(tap_out[e] * c_out + first_out)
-                            src = np.uint64((c * taps + tap_k[e]) * per_group_out)
-                            for j in range(np.uint64(per_group_out)):
-                                acc[base + j] += w_flat[src + j] * m
+                        delivered += fan_c[pix]
+                        for e in range(np.uint64(p_ptr[pix]), np.uint64(p_ptr[pix + 1])):
+                            base = np.uint64(tap_dst[e] + first_out)
+                            src = np.uint64(c_src + tap_src[e])
+                            for j in range(np.uint64(tap_len[e])):
+                                p_acc[base + j] += w_flat[src + j] * m
                 if any_input:
-                    for i in range(n):
-                        a = acc[i] & (_CONV_FULL - 1)
-                        acc[i] = a - _CONV_FULL if a >= _CONV_HALF else a
-            _neuron_frame(acc, role, sigma, act, residue, bias, vth, state_exp, msg)
-            out_row = out[b, k]
-            for c in range(c_out):
-                for pix in range(hw):
-                    out_row[c * hw + pix] = msg[pix * c_out + c]
+                    for i in range(size):
+                        p_acc[i] = _I32(p_acc[i] << _I32(_CONV_SHIFT)) >> _I32(_CONV_SHIFT)
+            if any_input or role == ROLE_SIGMA:
+                _neuron_frame(p_acc, role, sigma, act, residue, p_bias, th, se, p_msg)
+                _to_chw(p_msg, out[b, k], c_out, hw, o_lo, band_px)
             if record:
-                for c in range(c_out):
-                    for pix in range(hw):
-                        sigma_rec[b, k, c * hw + pix] = sigma[pix * c_out + c]
-                        act_rec[b, k, c * hw + pix] = act[pix * c_out + c]
-        synops[b] = delivered
-
-
-def sdnn_conv_weight(weight: npt.NDArray[np.integer[Any]], groups: int) -> npt.NDArray[np.int64]:
-    """Torch layout (C_out, C_in / g, kH, kW) -> (C_in, kH * kW, C_out / g) for :func:`sdnn_conv_layer`."""
-    c_out, per_group_in, k_h, k_w = weight.shape
-    per_group_out = c_out // groups
-    w = np.asarray(weight, dtype=np.int64).reshape(groups, per_group_out, per_group_in, k_h * k_w)
-    return np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(groups * per_group_in, k_h * k_w, per_group_out))
+                _to_chw(sigma, sigma_rec[b, k], c_out, hw, o_lo, band_px)
+                _to_chw(act, act_rec[b, k], c_out, hw, o_lo, band_px)
+        synops[item] = delivered

@@ -11,6 +11,12 @@ Two tables ship (reference ``loihi_netx.md`` section 15.3):
   equivalent non-spiking network. This is the convention of SNN-vs-ANN papers:
   arithmetic only, no memory or data movement, not a model of any chip.
 
+For sigma-delta (graded-spike) networks each table also prices a synaptic event
+on a graded payload and a graded message: ``cmos45nm`` charges the event as a
+MAC (NeuroBench counts graded inputs as MACs, reference section 16) and the
+message nothing; ``loihi``'s two figures are **assumptions** (no per-operation
+energy of a graded spike is published), labelled so in their sources.
+
 A user table is a flat TOML file whose keys are the fields of
 :class:`~hw_targets.base.EnergyTable` (see :func:`load_energy_table`).
 """

@@ -175,3 +175,22 @@ def test_pilotnet_sdnn_report() -> None:
     assert totals["messages"] == result.layer_spike_counts[:, neuron_layers].sum() == 56_182
     assert totals["payload_bits"] == 579_948 and 0.85 < report.activation_sparsity < 0.86
     assert report.layers[5].payload_bits is None  # flatten
+
+
+def test_validation_summary_names_sparsity_for_sdnn_only() -> None:
+    from types import SimpleNamespace
+
+    from sims.report import summary_rows
+
+    sdnn = estimate_energy(tiny(), np.array([MESSAGES]), np.array([SYNOPS]), 3, LOIHI, messages=tiny_messages())
+    cuba = estimate_energy(Network((Dense("fc0", (2,), np.ones((2, 3), np.int32)),), (3,)),
+                           np.array([[1]]), np.array([[2]]), 3, LOIHI)
+
+    def rows(energy: object) -> dict[str, object]:
+        fake = SimpleNamespace(accuracy={}, agreement_float_fixed=1.0, qat_equals_native=True,
+                               lava_samples=0, lava_equals_native=None, energy={"loihi": energy})
+        return dict(summary_rows(fake))  # type: ignore[arg-type]
+
+    assert rows(sdnn)["activation sparsity (NeuroBench)"] == "0.6667"
+    assert rows(sdnn)["graded messages / inference"] == "6.0"
+    assert "activation sparsity (NeuroBench)" not in rows(cuba)

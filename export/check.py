@@ -10,16 +10,27 @@ The limit rules, reading only the IR and the target's data:
 - The **resource estimate** lives in :mod:`export.resources`; the rules that
   need fan-in or synaptic memory use its per-kind counts.
 
-Not checked, on purpose: the 24-bit ``u``/``v`` states. They wrap (``u``) and
-saturate (``v``) legitimately, exactly as the simulator reproduces, so no
-static bound is imposed and no warning is given.
+Not checked, on purpose: the 24-bit ``u``/``v`` states of CUBA-LIF neurons. They
+wrap (``u``) and saturate (``v``) legitimately, exactly as the simulator
+reproduces, so no static bound is imposed and no warning is given.
+
+Sigma-delta (graded-spike) networks get their own rules: the target must send
+graded spikes at all (Loihi 1 does not), netx's message width must fit the
+target's payload, ``spike_exp``/``state_exp`` must fit its exponent field, and
+the threshold ``v_th_mant << E`` and the bias ``bias << E``
+(``E = spike_exp + state_exp``) must fit the signed state. The CUBA rules of
+decays, threshold mantissa and bias mantissa (Lava LIF registers) do not apply
+to them. Their states are a different matter from the LIF's: Lava's fixed-point
+sigma-delta model keeps int32 states and never wraps them to Loihi 2's 24 bits,
+so a run whose ``sigma``/``act`` leave 24 bits would not match the chip:
+:func:`find_state_violations` checks a simulation's states and messages.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +38,8 @@ import numpy.typing as npt
 from export import netx_dense
 from export.netx_dense import dense_weight_fault, dense_weight_range
 from export.resources import in_shapes, is_sourced, layer_counts
-from export.ir import Conv, CubaNeuron, Dense, Layer, Network
+from export.ir import Conv, CubaNeuron, Dense, Layer, Network, SigmaDeltaNeuron, sdnn_role
+from hw_targets import constants as C
 from hw_targets.base import Target
 from hw_targets.errors import TargetLimitError
 
@@ -72,8 +84,19 @@ def _worst(values: npt.NDArray[Any], lo: int, hi: int) -> int | None:
 
 
 def _neuron_of(layer: Layer) -> CubaNeuron | None:
-    neuron: CubaNeuron | None = getattr(layer, "neuron", None)  # layers without neurons have no field
-    return neuron
+    """The layer's CUBA-LIF neuron; None without one (or with a sigma-delta one: its own rules)."""
+    neuron = getattr(layer, "neuron", None)  # layers without neurons have no field
+    return neuron if isinstance(neuron, CubaNeuron) else None
+
+
+def _sdnn_of(layer: Layer) -> SigmaDeltaNeuron | None:
+    """The layer's sigma-delta neuron, or None."""
+    neuron = getattr(layer, "neuron", None)
+    return neuron if isinstance(neuron, SigmaDeltaNeuron) else None
+
+
+def _signed_range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 # ----------------------------------------------------------------------------- rules
@@ -221,13 +244,14 @@ def threshold_mantissa(net: Network, target: Target) -> list[Violation]:
 def bias_mantissa(net: Network, target: Target) -> list[Violation]:
     """Dense and conv biases must fit the target's signed bias mantissa (-4096..4095 for 13 bits).
 
-    An input layer's scalar bias is not checked: netx stores it but never applies it.
+    An input layer's scalar bias is not checked: netx stores it but never applies it. Sigma-delta
+    layers are checked by :func:`sdnn_bias` instead (the mantissa is the LIF's register).
     """
     bits = target.formats.bias_mant_bits
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     out = []
     for i, layer in enumerate(net.layers):
-        bias = getattr(layer, "bias", None) if layer.synaptic else None
+        bias = getattr(layer, "bias", None) if layer.synaptic and _sdnn_of(layer) is None else None
         if bias is None:
             continue
         bad = _worst(np.asarray(bias), lo, hi)
@@ -282,9 +306,101 @@ def neuron_synaptic_memory(net: Network, target: Target) -> list[Violation]:
     return out
 
 
+# ----------------------------------------------------------------------------- sigma-delta rules
+
+
+def _sdnn_layers(net: Network) -> list[tuple[int, Layer, SigmaDeltaNeuron]]:
+    return [(i, layer, n) for i, layer in enumerate(net.layers) if (n := _sdnn_of(layer)) is not None]
+
+
+def graded_spikes(net: Network, target: Target) -> list[Violation]:
+    """A sigma-delta network needs a target with graded spikes; names the first sigma-delta layer."""
+    layers = _sdnn_layers(net)
+    if not layers or target.formats.max_message_bits > 0:
+        return []
+    i, layer, _ = layers[0]
+    return [_violation("graded_spikes", net, i,
+                       f"sigma-delta neurons send graded spikes, which target {target.name} does not have "
+                       f"(binary spikes only); choose a target with graded spikes (loihi2) or train a "
+                       "CUBA-LIF network")]
+
+
+def message_bits(net: Network, target: Target) -> list[Violation]:
+    """netx's graded-message width (``num_message_bits`` = 16) must fit the target's widest payload."""
+    limit = target.formats.max_message_bits
+    if limit <= 0 or C.SDNN_MESSAGE_BITS <= limit:
+        return []  # no graded spikes at all: graded_spikes refuses the network once
+    return [_violation("message_bits", net, i,
+                       f"netx sends this layer's graded messages with {C.SDNN_MESSAGE_BITS}-bit payloads, above the "
+                       f"{limit}-bit payload of target {target.name}; choose a target with wider graded spikes")
+            for i, _, _ in _sdnn_layers(net)]
+
+
+def message_exponents(net: Network, target: Target) -> list[Violation]:
+    """``spike_exp`` and ``state_exp`` must fit the target's exponent field and be one pair per network."""
+    if target.formats.max_message_bits <= 0:
+        return []
+    hi = target.formats.message_exp_max
+    out = []
+    first: tuple[int, int] | None = None
+    for i, _, neuron in _sdnn_layers(net):
+        pair = (int(neuron.spike_exp), int(neuron.state_exp))
+        bad = [f"{name} {value}" for name, value in zip(("spike_exp", "state_exp"), pair) if not 0 <= value <= hi]
+        if bad:
+            out.append(_violation("message_exponents", net, i,
+                                  f"{' and '.join(bad)} outside 0..{hi}, the exponents target {target.name} "
+                                  f"stores; build the network with spike_exp in 0..{hi}"))
+        elif first is not None and pair != first:
+            out.append(_violation("message_exponents", net, i,
+                                  f"(spike_exp, state_exp) = {pair} differs from the first sigma-delta layer's "
+                                  f"{first}; netx builds one spike_exp per network: use one value throughout"))
+        first = pair if first is None else first
+    return out
+
+
+def sdnn_threshold(net: Network, target: Target) -> list[Violation]:
+    """The delta threshold ``v_th_mant << (spike_exp + state_exp)`` must fit the signed state."""
+    bits = target.formats.state_bits
+    _, hi = _signed_range(bits)
+    out = []
+    for i, _, neuron in _sdnn_layers(net):
+        shift = int(neuron.spike_exp) + int(neuron.state_exp)
+        vth = int(neuron.v_th_mant) << shift
+        if vth > hi:
+            out.append(_violation("sdnn_threshold", net, i,
+                                  f"v_th_mant {int(neuron.v_th_mant)} << (spike_exp + state_exp = {shift}) = {vth} "
+                                  f"does not fit the {bits}-bit signed state of target {target.name} (max {hi}); "
+                                  f"lower v_th_mant to at most {hi >> shift} or lower spike_exp"))
+    return out
+
+
+def sdnn_bias(net: Network, target: Target) -> list[Violation]:
+    """A sigma-delta layer's bias ``bias << (spike_exp + state_exp)`` must fit the signed state."""
+    bits = target.formats.state_bits
+    lo, hi = _signed_range(bits)
+    out = []
+    for i, layer, neuron in _sdnn_layers(net):
+        bias = getattr(layer, "bias", None) if layer.synaptic else None
+        if bias is None:
+            continue
+        shift = int(neuron.spike_exp) + int(neuron.state_exp)
+        bad = _worst(np.asarray(bias, np.int64), lo >> shift, hi >> shift)
+        if bad is not None:
+            out.append(_violation("sdnn_bias", net, i,
+                                  f"bias {bad} << (spike_exp + state_exp = {shift}) = {bad << shift} does not fit "
+                                  f"the {bits}-bit signed state of target {target.name} ({lo}..{hi}); keep the bias "
+                                  f"in {lo >> shift}..{hi >> shift} or lower spike_exp"))
+    return out
+
+
 #: Every rule :func:`check_network` applies, in order.
 RULES: tuple[Rule, ...] = (
     layer_type,
+    graded_spikes,
+    message_bits,
+    message_exponents,
+    sdnn_threshold,
+    sdnn_bias,
     dense_weight_sign,
     weight_mantissa,
     decay_range,
@@ -308,7 +424,11 @@ def check_network(net: Network, target: Target) -> None:
             value, the limit and what to do; further violations are counted and
             named by rule and layer at the end.
     """
-    violations = find_violations(net, target)
+    _refuse(net, find_violations(net, target))
+
+
+def _refuse(net: Network, violations: list[Violation]) -> None:
+    """Raise the one-line error of :func:`check_network` when there are violations."""
     if not violations:
         return
     message = str(violations[0])
@@ -319,3 +439,98 @@ def check_network(net: Network, target: Target) -> None:
     raise TargetLimitError(message)
 
 
+
+
+# ----------------------------------------------------------------------------- sigma-delta run-time ranges
+
+
+def _first_outside(values: npt.NDArray[Any], lo: int, hi: int) -> tuple[int, tuple[int, ...]] | None:
+    """The value farthest outside [lo, hi] and its index (sample, step, *neuron), or None."""
+    if not values.size:
+        return None
+    worst = _worst(values, lo, hi)
+    if worst is None:
+        return None
+    index = tuple(int(k) for k in np.argwhere(values == worst)[0])
+    return worst, index
+
+
+def _feeds_synapse(net: Network, index: int) -> bool:
+    """Whether layer ``index``'s output reaches a synapse (through reshapes) rather than the host."""
+    for later in net.layers[index + 1:]:
+        if later.synaptic:
+            return True
+        if later.kind != "flatten":
+            return False
+    return False
+
+
+def find_state_violations(
+    net: Network,
+    target: Target,
+    sigma: Sequence[npt.NDArray[Any] | None],
+    act: Sequence[npt.NDArray[Any] | None],
+    messages: Sequence[npt.NDArray[Any]],
+) -> list[Violation]:
+    """What a sigma-delta simulation held that the target's registers and payloads would not.
+
+    Lava's fixed-point sigma-delta model computes in int32 and never wraps its states to the
+    chip's width, so a run is only what the chip does while every state fits. Two rules, one
+    violation per layer and quantity, naming the worst value and where (sample, step, neuron):
+
+    - ``sdnn_state_range``: ``sigma`` and ``act`` must fit the target's signed ``state_bits``
+      (24 on Loihi 2).
+    - ``message_range``: a message delivered to a synapse must fit netx's signed
+      ``SDNN_MESSAGE_BITS``-bit (16) payload (two's complement: -32768..32767). A layer whose
+      messages feed no synapse (the readout) sends them to the host, and is not checked.
+
+    CUBA networks return no violation (their states wrap and saturate as the chip's do).
+
+    Args:
+        net: the simulated network.
+        target: the target whose widths apply.
+        sigma, act: per layer (B, steps, *shape) int32 or None (``SimResult.u`` and ``.v`` of a run
+            with ``record_state``).
+        messages: per layer (B, steps, *shape) int32 messages (``SimResult.spikes``).
+    """
+    if net.family != "SDNN":
+        return []
+    lo, hi = _signed_range(target.formats.state_bits)
+    msg_lo, msg_hi = _signed_range(C.SDNN_MESSAGE_BITS)
+    out = []
+    for i, layer in enumerate(net.layers):
+        if _sdnn_of(layer) is None:
+            continue
+        role = sdnn_role(layer)
+        for name, states in (("sigma", sigma), ("act", act)):
+            arr = states[i] if i < len(states) else None
+            found = None if arr is None else _first_outside(np.asarray(arr), lo, hi)
+            if found is not None:
+                out.append(_violation("sdnn_state_range", net, i,
+                                      f"{name} reached {found[0]} at (sample, step, neuron) {found[1]} of the run, "
+                                      f"outside the {target.formats.state_bits}-bit signed state of target "
+                                      f"{target.name} ({lo}..{hi}); the chip would wrap where the simulation did not: "
+                                      "scale the layer's input, weights or bias down"))
+        found = _first_outside(np.asarray(messages[i]), msg_lo, msg_hi) if _feeds_synapse(net, i) else None
+        if found is not None:
+            out.append(_violation("message_range", net, i,
+                                  f"{role} message {found[0]} at (sample, step, neuron) {found[1]} does not fit "
+                                  f"netx's {C.SDNN_MESSAGE_BITS}-bit signed payload ({msg_lo}..{msg_hi}); "
+                                  "raise the delta threshold or lower spike_exp"))
+    return out
+
+
+def check_states(
+    net: Network,
+    target: Target,
+    sigma: Sequence[npt.NDArray[Any] | None],
+    act: Sequence[npt.NDArray[Any] | None],
+    messages: Sequence[npt.NDArray[Any]],
+) -> None:
+    """Refuse a sigma-delta run whose states or messages leave the target's widths
+    (:func:`find_state_violations`).
+
+    Raises:
+        TargetLimitError: as :func:`check_network`'s: the first violation, the others named after it.
+    """
+    _refuse(net, find_state_violations(net, target, sigma, act, messages))

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from export.geometry import ConvGeometry
-from export.ir import Conv, Dense, Layer, Network
+from export.ir import Conv, Dense, Layer, Network, SigmaDeltaNeuron, sdnn_role
 from hw_targets import constants as C
 from hw_targets.base import Sourced, Target
 
@@ -154,6 +154,27 @@ LAYER_INPUT_AXONS: dict[str, Callable[[Layer, tuple[int, ...]], int]] = {
 }
 
 
+#: State words one neuron keeps, by model. The per-core neuron limits are sourced for CUBA-LIF
+#: neurons (``u`` and ``v``); a sigma-delta neuron keeps what Lava 0.10's ``lava/proc/sdn`` models
+#: hold: ``Delta`` act and residue, ``SigmaDelta`` sigma, act and residue, ``Sigma`` sigma.
+LIF_STATE_WORDS = 2
+SDNN_STATE_WORDS: dict[str, int] = {"Delta": 2, "SigmaDelta": 3, "Sigma": 1}
+
+
+def neuron_slots(layer: Layer) -> int:
+    """The layer's neurons in LIF-neuron equivalents of per-core neuron memory.
+
+    ASSUMPTION (no published per-model figure): a core's neuron memory holds ``neurons_per_core``
+    LIF neurons of :data:`LIF_STATE_WORDS` words each, and other models fill it word for word:
+    ``ceil(neurons * words / 2)``. A CUBA layer's slots are its neurons.
+    """
+    neurons = int(np.prod(layer.shape)) if layer.has_neurons else 0
+    neuron = getattr(layer, "neuron", None)
+    if not isinstance(neuron, SigmaDeltaNeuron):
+        return neurons
+    return math.ceil(neurons * SDNN_STATE_WORDS[sdnn_role(layer)] / LIF_STATE_WORDS)
+
+
 def in_shapes(net: Network) -> list[tuple[int, ...]]:
     """The shape flowing into each layer (an input layer's own shape for itself)."""
     shapes: list[tuple[int, ...]] = []
@@ -273,6 +294,8 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
       *Conv* kernels are shared over positions (Loihi population axons), so the
       kernel ``Cout*Cin/g*kH*kW`` is stored once and each core keeps the kernels
       of the output channels it holds.
+    - Sigma-delta neurons keep more state than LIF ones; they count towards the
+      neuron limits in LIF equivalents (:func:`neuron_slots`, an assumption).
     - Cores of a layer = max(ceil(neurons / neurons per core),
       ceil(synaptic memory / memory per core), ceil(input axons / input axons per core)).
       The axon term assumes the inputs can be partitioned over the cores (true
@@ -286,12 +309,14 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
     """
     limits, bits = target.limits, target.formats.weight_bits
     rows = []
+    slots = []
     for layer, shape in zip(net.layers, in_shapes(net)):
         c = layer_counts(layer, shape, bits)
         neurons, memory = c.neurons, c.memory_bytes
+        slots.append(neuron_slots(layer) if neurons else 0)
         axons = LAYER_INPUT_AXONS[layer.kind](layer, shape)
         terms = {
-            "neurons": _ceil_div(neurons, limits.neurons_per_core),
+            "neurons": _ceil_div(slots[-1], limits.neurons_per_core),
             "synaptic memory": _ceil_div(memory, limits.synaptic_memory_bytes_per_core),
             "input axons": _ceil_div(axons, limits.fan_in_axons_per_core),
         }
@@ -304,12 +329,12 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
     cores = sum(r.cores for r in rows)
     chip_terms = {
         "cores": _ceil_div(cores, limits.cores_per_chip),
-        "neurons": _ceil_div(sum(r.neurons for r in rows), limits.neurons_per_chip),
+        "neurons": _ceil_div(sum(slots), limits.neurons_per_chip),
         "synapses": _ceil_div(sum(r.synapses for r in rows), limits.synapses_per_chip),
     }
     chips = max(1, *chip_terms.values())
     chip_bound = max(chip_terms, key=lambda k: chip_terms[k]) if max(chip_terms.values()) else "minimum of one chip"
-    notes = (
+    notes: tuple[str, ...] = (
         "each layer with neurons gets cores of its own; flatten and a neuron-less input take none",
         f"dense synaptic memory: the cheaper of a dense format ({bits} bits per pair, zeros included) and a "
         f"sparse one ({bits}-bit weight + ceil(log2 N_out)-bit index per nonzero weight)",
@@ -318,4 +343,11 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
         "fan-out axons and routing are not modelled",
         "chips = max(1, cores / cores per chip, neurons / neurons per chip, synapses / synapses per chip), rounded up",
     )
+    if net.family == "SDNN":
+        notes += (
+            "ASSUMPTION: the neurons per core (and per chip) are sourced for CUBA-LIF neurons, 2 state words "
+            "(u, v); a sigma-delta neuron fills that memory word for word: SigmaDelta 3 words (sigma, act, "
+            "residue), Delta 2 (act, residue), Sigma 1 (sigma), so a SigmaDelta layer counts 1.5 LIF neurons "
+            "per neuron towards the neuron limits; synapses and axons are counted as for CUBA layers",
+        )
     return ResourceTable(target.name, tuple(rows), cores, chips, chip_bound, notes)

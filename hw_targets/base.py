@@ -32,6 +32,10 @@ class NumberFormats:
     vth_mant_bits: int
     bias_mant_bits: int
     source: str
+    #: Widest graded-spike payload; 0: the target sends binary spikes only (no sigma-delta neurons).
+    max_message_bits: int = 0
+    #: Largest sigma-delta ``spike_exp``/``state_exp`` the target stores (unused without graded spikes).
+    message_exp_max: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,12 @@ class EnergyTable:
     per neuron per step, ``active_neuron_extra_pj`` per spiking neuron update on
     top of that, and ``spike_pj`` per emitted spike. ``mac_pj``, when given, is
     charged per multiply-accumulate of the equivalent non-spiking network.
-    Built-in tables and the TOML loader live in ``hw_targets.energy_tables``.
+
+    Sigma-delta (graded-spike) networks only: ``graded_synop_pj`` per delivered
+    synaptic event whose input is a graded payload (an effective MAC in
+    NeuroBench's terms), ``graded_message_pj`` per emitted graded message. None:
+    charged as ``synop_pj`` and ``spike_pj``. Built-in tables and the TOML loader
+    live in ``hw_targets.energy_tables``.
     """
 
     name: str
@@ -65,6 +74,8 @@ class EnergyTable:
     spike_pj: Sourced
     mac_pj: Sourced | None = None
     caveat: str = ""
+    graded_synop_pj: Sourced | None = None
+    graded_message_pj: Sourced | None = None
 
 
 @dataclass(frozen=True)

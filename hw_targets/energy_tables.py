@@ -11,6 +11,12 @@ Two tables ship (reference ``loihi_netx.md`` section 15.3):
   equivalent non-spiking network. This is the convention of SNN-vs-ANN papers:
   arithmetic only, no memory or data movement, not a model of any chip.
 
+For sigma-delta (graded-spike) networks each table also prices a synaptic event
+on a graded payload and a graded message: ``cmos45nm`` charges the event as a
+MAC (NeuroBench counts graded inputs as MACs, reference section 16) and the
+message nothing; ``loihi``'s two figures are **assumptions** (no per-operation
+energy of a graded spike is published), labelled so in their sources.
+
 A user table is a flat TOML file whose keys are the fields of
 :class:`~hw_targets.base.EnergyTable` (see :func:`load_energy_table`).
 """
@@ -47,6 +53,9 @@ CMOS45NM_ENERGY = EnergyTable(
     active_neuron_extra_pj=Sourced(0.0, _AC_ONLY),
     spike_pj=Sourced(0.0, _AC_ONLY),
     mac_pj=Sourced(4.6, _HOROWITZ + ": 32-bit float multiply 3.7 pJ + add 0.9 pJ (one MAC)"),
+    graded_synop_pj=Sourced(4.6, _HOROWITZ + ": 32-bit float multiply 3.7 pJ + add 0.9 pJ: a synaptic event on a "
+                            "graded input is a MAC (NeuroBench's effective MACs)"),
+    graded_message_pj=Sourced(0.0, _AC_ONLY),
     caveat=(
         "general-purpose 45 nm CMOS arithmetic (32-bit float) as SNN papers use it for SNN-vs-ANN "
         "comparisons; excludes memory access and data movement; not a model of a neuromorphic chip"
@@ -59,7 +68,8 @@ _TABLES: dict[str, Callable[[], EnergyTable]] = {
 }
 
 #: The figures of a user table (the :class:`EnergyTable` fields in picojoules).
-FIGURE_KEYS = ("synop_pj", "neuron_update_pj", "active_neuron_extra_pj", "spike_pj", "mac_pj")
+FIGURE_KEYS = ("synop_pj", "neuron_update_pj", "active_neuron_extra_pj", "spike_pj", "mac_pj",
+               "graded_synop_pj", "graded_message_pj")
 #: Figures a user table must give; the others default to 0 pJ (``mac_pj``: no ANN column).
 _REQUIRED = ("synop_pj", "neuron_update_pj")
 
@@ -135,6 +145,8 @@ def load_energy_table(path: str | Path) -> EnergyTable:
         active_neuron_extra_pj = 29.0  # optional (0): extra per neuron update that spikes
         spike_pj = 1.7                 # optional (0): per emitted spike
         mac_pj = 4.6                   # optional: per MAC of the equivalent ANN (enables that column)
+        graded_synop_pj = 23.6         # optional (synop_pj): per synaptic event on a graded payload
+        graded_message_pj = 1.7        # optional (spike_pj): per graded message (sigma-delta networks)
 
     Raises:
         ConfigError: the file is missing or not TOML; a key is unknown (named);
@@ -178,4 +190,6 @@ def load_energy_table(path: str | Path) -> EnergyTable:
         spike_pj=zero_unless_given("spike_pj"),
         mac_pj=given("mac_pj") if "mac_pj" in data else None,
         caveat=data.get("caveat", ""),
+        graded_synop_pj=given("graded_synop_pj") if "graded_synop_pj" in data else None,
+        graded_message_pj=given("graded_message_pj") if "graded_message_pj" in data else None,
     )

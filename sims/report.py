@@ -143,4 +143,8 @@ def summary_rows(report: ValidationReport) -> list[tuple[str, Any]]:
         rows.append((f"energy/inference {table}", f"{energy.total_uj:.3f} µJ"))
         if energy.ann_uj is not None:
             rows.append((f"equivalent ANN ({table})", f"{energy.ann_uj:.3f} µJ"))
+    graded = [e for e in report.energy.values() if e.family == "SDNN"][:1]
+    for energy in graded:  # the counts are the table's own: once is enough
+        rows.append(("activation sparsity (NeuroBench)", f"{energy.activation_sparsity:.4f}"))
+        rows.append(("graded messages / inference", f"{sum(l.spikes for l in energy.layers):,.1f}"))
     return rows

@@ -11,13 +11,30 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from export.check import RULES, check_network, conv_weight_exponent, find_violations
-from export.resources import ResourceTable, conv_fan_in, conv_input_axons, estimate_resources
+from export.check import (
+    RULES,
+    check_network,
+    check_states,
+    conv_weight_exponent,
+    find_state_violations,
+    find_violations,
+)
+from export.resources import ResourceTable, conv_fan_in, conv_input_axons, estimate_resources, neuron_slots
 from export.examples import dense_network, pilotnet_shaped_network, small_conv_network
-from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, conv_output_hw
+from export.ir import (
+    Conv,
+    CubaNeuron,
+    Dense,
+    Flatten,
+    InputLayer,
+    Layer,
+    Network,
+    SigmaDeltaNeuron,
+    conv_output_hw,
+)
 from hw_targets import constants as C
 from hw_targets.base import Sourced, Target, get_target
-from hw_targets.errors import ExportError, TargetLimitError
+from hw_targets.errors import TargetLimitError
 from shared_data import LAVA_NETX, shared_file
 
 LOIHI2 = get_target("loihi2")
@@ -65,6 +82,22 @@ def _one_conv(weight: np.ndarray, neuron: CubaNeuron = NEURON) -> Network:
     return Network((_conv("conv0", (weight.shape[1], 5, 5), weight, neuron=neuron),), (weight.shape[1], 5, 5))
 
 
+def sdnn_network(vth: int = 8, spike_exp: int = 6, bias: int = 3) -> Network:
+    """input0 (Delta) -> conv1 (SigmaDelta) -> flatten2 -> dense3 (SigmaDelta) -> out4 (Sigma readout)."""
+    rng = np.random.default_rng(5)
+
+    def sd(v: int, sigma_output: bool = False) -> SigmaDeltaNeuron:
+        return SigmaDeltaNeuron(np.int32(v), spike_exp=spike_exp, sigma_output=sigma_output)
+
+    conv = Conv("conv1", (3, 4, 4), rng.integers(-100, 100, size=(3, 2, 3, 3)).astype(np.int32),
+                bias=np.full(3, bias, np.int32), neuron=sd(vth))
+    return Network((
+        InputLayer("input0", (2, 6, 6), sd(0)), conv, Flatten("flatten2", (48,)),
+        Dense("dense3", (5,), rng.integers(-100, 100, size=(5, 48)).astype(np.int32), None, sd(vth)),
+        Dense("out4", (1,), np.ones((1, 5), np.int32), None, sd(0, sigma_output=True)),
+    ), (2, 6, 6))
+
+
 # For each rule: (network, target, pattern its violation must match). A rule without a case fails the test below.
 FAILING: dict[str, list[tuple[Callable[[], Network], Target, str]]] = {
     "layer_type": [(good_network, dataclasses.replace(LOIHI2, layer_types=("input", "dense", "flatten")),
@@ -91,6 +124,20 @@ FAILING: dict[str, list[tuple[Callable[[], Network], Target, str]]] = {
          r"bias 5000 does not fit the 13-bit signed bias mantissa of target loihi2 \(-4096..4095\)"),
         (lambda: _one_dense(np.ones((2, 3)), bias=np.array([-4097, 0], np.int32)), LOIHI2, r"bias -4097"),
     ],
+    "graded_spikes": [(sdnn_network, get_target("loihi1"),
+                       r"layer 'input0' \(#0, input\): sigma-delta neurons send graded spikes, which target "
+                       r"loihi1 does not have")],
+    "message_bits": [(sdnn_network, _formats(LOIHI2, max_message_bits=8),
+                      r"'input0'.*16-bit payloads, above the 8-bit payload of target loihi2")],
+    "message_exponents": [(sdnn_network, _formats(LOIHI2, message_exp_max=5),
+                           r"'input0'.*spike_exp 6 and state_exp 6 outside 0..5")],
+    "sdnn_threshold": [(lambda: sdnn_network(vth=2048), LOIHI2,
+                        r"layer 'conv1' \(#1, conv\): v_th_mant 2048 << \(spike_exp \+ state_exp = 12\) = 8388608 "
+                        r"does not fit the 24-bit signed state of target loihi2 \(max 8388607\); lower v_th_mant "
+                        r"to at most 2047")],
+    "sdnn_bias": [(lambda: sdnn_network(bias=2048), LOIHI2,
+                   r"'conv1'.*bias 2048 << \(spike_exp \+ state_exp = 12\) = 8388608 does not fit the 24-bit"),
+                  (lambda: sdnn_network(bias=-2049), LOIHI2, r"'conv1'.*bias -2049 .*-2048..2047")],
     "neuron_fan_in": [(lambda: _one_dense(np.ones((2, 5000))), LOIHI2,
                        r"fan-in 5000, above the 4096 input axons per core of target loihi2")],
     "neuron_synaptic_memory": [(lambda: _one_dense(np.ones((2, 100))),
@@ -105,7 +152,7 @@ def test_every_rule_has_failing_cases() -> None:
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
 def test_rule_passes_good_networks(rule: Callable[[Network, Target], list]) -> None:
-    for make in (good_network, small_conv_network, pilotnet_shaped_network, dense_network):
+    for make in (good_network, small_conv_network, pilotnet_shaped_network, dense_network, sdnn_network):
         assert rule(make(), LOIHI2) == []
 
 
@@ -170,8 +217,8 @@ def test_real_netx_files_fit_both_loihi_targets() -> None:
     from export.netx import read_netx
 
     shared_file("lava_netx")
-    # Sigma-delta (graded spike) files are refused by the reader until the IR has SDNN neurons
-    # (the sigma-delta issue); test_sdnn_files_are_refused_naming_the_layer pins that.
+    # Sigma-delta (graded spike) files need graded spikes, which loihi1 lacks:
+    # test_pilotnet_sdnn_fits_loihi2_and_loihi1_refuses_it covers them.
     files = sorted(p for p in LAVA_NETX.glob("*/*.net") if not p.parent.name.endswith("_sdnn"))
     assert files
     for path in files:
@@ -180,16 +227,76 @@ def test_real_netx_files_fit_both_loihi_targets() -> None:
             check_network(net, get_target(name))
 
 
-def test_sdnn_files_are_refused_naming_the_layer() -> None:
+def test_pilotnet_sdnn_fits_loihi2_and_loihi1_refuses_it() -> None:
     from export.netx import read_netx
 
-    shared_file("lava_netx")
-    files = sorted(LAVA_NETX.glob("*_sdnn/*.net"))
-    if not files:
-        pytest.skip("no sigma-delta netx file in ../shared/data/lava_netx")
-    for path in files:
-        with pytest.raises(ExportError, match=r"layer 0 \(input\): 'neuron/type': 'SDNN' is not supported"):
-            read_netx(path)
+    net = read_netx(shared_file("lava_netx", "pilotnet_sdnn", "network.net"))
+    assert net.family == "SDNN"
+    check_network(net, LOIHI2)
+    with pytest.raises(TargetLimitError, match=r"^rule graded_spikes: layer 'input0' \(#0, input\): .*loihi1"):
+        check_network(net, get_target("loihi1"))
+    # one line naming the first sigma-delta layer, not one per layer
+    assert [v.rule for v in find_violations(net, get_target("loihi1"))] == ["graded_spikes"]
+
+
+def test_threshold_too_large_for_24_bits_is_refused_naming_the_layer() -> None:
+    check_network(sdnn_network(vth=2047), LOIHI2)  # 2047 << 12 = 2**23 - 4096 fits
+    with pytest.raises(TargetLimitError, match=r"^rule sdnn_threshold: layer 'conv1' \(#1, conv\): v_th_mant 2048 .*"
+                                               r"\(and 1 more: sdnn_threshold at 'dense3'\)$"):
+        check_network(sdnn_network(vth=2048), LOIHI2)
+    # a smaller spike_exp makes room: 2048 << 11 fits
+    check_network(sdnn_network(vth=2048, spike_exp=5), LOIHI2)
+
+
+def test_cuba_rules_skip_sigma_delta_layers() -> None:
+    # the LIF registers (bias mantissa, decays, threshold mantissa) do not hold sigma-delta parameters:
+    # a bias of 1000 fits the 24-bit state at E = 6 (1000 << 6), whatever the bias mantissa
+    net = sdnn_network(bias=1000, spike_exp=0)
+    check_network(net, LOIHI2)
+    assert find_violations(net, _formats(LOIHI2, bias_mant_bits=4, decay_bits=1, vth_mant_bits=1)) == []
+
+
+def _states(net: Network, fill: int = 0) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[np.ndarray]]:
+    shapes = [(1, 3, *layer.out_shape) for layer in net.layers]
+    sigma: list[np.ndarray | None] = [np.full(sh, fill, np.int32) if l.has_neurons and i else None
+                                      for i, (l, sh) in enumerate(zip(net.layers, shapes))]
+    act: list[np.ndarray | None] = [np.full(sh, fill, np.int32) if l.has_neurons else None
+                                    for l, sh in zip(net.layers, shapes)]
+    return sigma, act, [np.zeros(sh, np.int32) for sh in shapes]
+
+
+def test_state_ranges_of_a_run() -> None:
+    net = sdnn_network()
+    sigma, act, messages = _states(net)
+    assert find_state_violations(net, LOIHI2, sigma, act, messages) == []
+    edge = np.iinfo(np.int32)
+    sigma[3][0, 2, 4] = (1 << 23) - 1  # type: ignore[index]  # the largest 24-bit state
+    messages[1][0, 1, 0, 0, 0] = -(1 << 15)  # the smallest 16-bit message
+    messages[4][0, 2, 0] = edge.max  # the readout's messages go to the host: not checked
+    check_states(net, LOIHI2, sigma, act, messages)
+    sigma[3][0, 2, 4] = 1 << 23  # type: ignore[index]
+    messages[3][0, 1, 2] = 40000
+    found = find_state_violations(net, LOIHI2, sigma, act, messages)
+    assert [(v.rule, v.layer_index) for v in found] == [("sdnn_state_range", 3), ("message_range", 3)]
+    assert "sigma reached 8388608 at (sample, step, neuron) (0, 2, 4)" in found[0].message
+    assert "SigmaDelta message 40000 at (sample, step, neuron) (0, 1, 2) does not fit netx's 16-bit" in found[1].message
+    with pytest.raises(TargetLimitError, match=r"^rule sdnn_state_range: layer 'dense3' \(#3, dense\): .*"
+                                               r"\(and 1 more: message_range at 'dense3'\)$"):
+        check_states(net, LOIHI2, sigma, act, messages)
+    # CUBA states wrap and saturate as the chip's do: nothing to check
+    cuba = good_network()
+    assert find_state_violations(cuba, LOIHI2, *_states(cuba, fill=1 << 24)) == []
+
+
+def test_pilotnet_sdnn_run_fits_loihi2_states() -> None:
+    native = pytest.importorskip("sims.native")
+    from export.netx import read_netx
+
+    folder = shared_file("lava_netx", "pilotnet_sdnn")
+    net = read_netx(folder / "network.net")
+    x = np.load(folder / "input.npy")[..., 0].transpose(2, 1, 0)  # (C, H, W)
+    result = native.simulate(net, np.repeat(x[None], 9, axis=0), 9, record_state=True)
+    check_states(net, LOIHI2, result.u, result.v, result.spikes)
 
 
 # ----------------------------------------------------------------------------- resources
@@ -225,6 +332,35 @@ def test_dense_core_bounds() -> None:
     assert (r.neurons, r.cores, r.bound) == (20000, 3, "neurons")
     # loihi1 holds 1,024 neurons per core
     assert estimate_resources(_one_dense(np.ones((20000, 10))), get_target("loihi1")).layers[0].cores == 20
+
+
+def test_sigma_delta_neurons_count_their_state_in_lif_equivalents() -> None:
+    sd = SigmaDeltaNeuron(np.int32(4))
+    w = np.ones((8192, 10), np.int32)
+    sigma_delta = Network((InputLayer("input0", (10,), sd), Dense("fc1", (8192,), w, None, sd),
+                           Dense("out2", (3,), np.ones((3, 8192), np.int32), None,
+                                 SigmaDeltaNeuron(np.int32(0), sigma_output=True))), (10,))
+    # Delta: 2 words (act, residue) = 1 LIF; SigmaDelta: 3 words = 1.5 LIF; Sigma: 1 word = 0.5 LIF, rounded up
+    assert [neuron_slots(l) for l in sigma_delta.layers] == [10, 12288, 2]
+    table = estimate_resources(sigma_delta, LOIHI2)
+    fc1 = table.layers[1]
+    assert (fc1.neurons, fc1.synapses, fc1.fan_in, fc1.input_axons, fc1.cores, fc1.bound) == (
+        8192, 81920, 10, 10, 2, "neurons")  # 12,288 LIF equivalents over 8,192 per core
+    assert any("ASSUMPTION" in n and "sigma-delta" in n for n in table.notes)
+    # the same layer of CUBA neurons fits one core, and its notes say nothing of sigma-delta
+    cuba = estimate_resources(_one_dense(w), LOIHI2)
+    assert cuba.layers[0].cores == 1 and not any("sigma-delta" in n for n in cuba.notes)
+
+
+def test_pilotnet_sdnn_resources() -> None:
+    from export.netx import read_netx
+
+    net = read_netx(shared_file("lava_netx", "pilotnet_sdnn", "network.net"))
+    table = estimate_resources(net, LOIHI2)
+    conv1 = _row(table, "conv1")
+    # 24 x 16 x 49 = 18,816 SigmaDelta neurons = 28,224 LIF equivalents -> 4 cores of 8,192
+    assert (conv1["neurons"], conv1["cores"], conv1["bound"]) == (18816, 4, "neurons")
+    assert table.chips == 1 and table.total("neurons") == 43117
 
 
 def test_sparse_dense_layer_uses_indexed_format() -> None:

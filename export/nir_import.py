@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from export.check import dense_weight_range
 from export.ir import (
     Conv,
     CubaNeuron,
@@ -429,7 +430,7 @@ def _channel_values(arr: FloatArray, where: str, attr: str, tol: float = INTEGER
     Raises:
         ExportError: values differ within a channel (netx holds one per layer or per channel).
     """
-    flat = arr.reshape(arr.shape[0], -1) if arr.ndim == 3 else arr.reshape(1, -1)
+    flat = arr.reshape(arr.shape[0], -1)  # (C, H*W) for conv; (N, 1) for dense: a neuron is a channel
     spread = np.abs(flat - flat[:, :1]).max() if flat.size else 0.0
     if spread > tol * max(1.0, float(np.abs(flat).max())):
         raise ExportError(f"{where}: field '{attr}' varies within a channel; netx holds one value per layer "
@@ -437,9 +438,6 @@ def _channel_values(arr: FloatArray, where: str, attr: str, tol: float = INTEGER
     per = flat[:, 0]
     if np.all(np.abs(per - per[0]) <= tol * max(1.0, abs(float(per[0])))):
         return np.asarray(per[0])
-    if arr.ndim != 3:
-        raise ExportError(f"{where}: field '{attr}' varies between neurons of a dense layer; netx holds one "
-                          "value per layer")
     return per
 
 
@@ -462,9 +460,20 @@ class _Quantized:
     threshold_error: float
 
 
-def _weight_limit(is_conv: bool, bits: int) -> int:
-    """Largest weight magnitude at exponent 0: a signed mantissa (conv), netx's mixed range (dense)."""
-    return (1 << (bits - 1)) - 1 if is_conv else C.NETX_MIXED_WEIGHT_MAX
+def _fits_as_is(weight: FloatArray, is_conv: bool, opts: ImportOptions) -> bool:
+    """Whether integer weights already fit: a signed mantissa << a per-layer exponent (conv), netx's
+    mixed range (dense)."""
+    w = np.rint(weight).astype(np.int64)
+    if not is_conv:
+        lo, hi, _ = dense_weight_range(w, opts.weight_bits)
+        return bool(w.size == 0 or (w.min() >= lo and w.max() <= hi))
+    half = 1 << (opts.weight_bits - 1)
+    for e in range(opts.weight_exp_max + 1):
+        if np.any(w % (1 << e)):
+            return False
+        if w.size == 0 or (int((w >> e).min()) >= -half and int((w >> e).max()) < half):
+            return True
+    return False
 
 
 def _exponent(mant: npt.NDArray[np.int64], thr: FloatArray, bias: FloatArray, scale: float, is_conv: bool,
@@ -495,9 +504,8 @@ def quantize(weight: FloatArray, bias: FloatArray, threshold: FloatArray, is_con
         factor: calibration factor on the mantissa scale.
     """
     wmax = float(np.abs(weight).max(initial=0.0))
-    limit = _weight_limit(is_conv, opts.weight_bits)
     integral = _is_integral(weight) and _is_integral(threshold) and _is_integral(bias)
-    if integral and wmax <= limit and factor == 1.0:
+    if integral and factor == 1.0 and _fits_as_is(weight, is_conv, opts):
         scale, exp = 1.0, 0
         mant = np.rint(weight).astype(np.int64)
     else:
@@ -507,7 +515,7 @@ def quantize(weight: FloatArray, bias: FloatArray, threshold: FloatArray, is_con
         exp = _exponent(mant, threshold, bias, scale, is_conv, opts)
     total = scale * (1 << exp)
     q_weight = mant << exp
-    q_thr = np.clip(np.rint(threshold * total), 0, C.VTH_MANT_MAX)
+    q_thr = np.clip(np.rint(threshold * total), 0, C.VTH_MANT_IR_MAX)
     q_bias = np.clip(np.rint(bias * total), C.BIAS_STORE_MIN, C.BIAS_STORE_MAX)
     clipped = int(np.sum(np.abs(np.rint(weight * scale)) > np.abs(mant)))
     w_err = float(np.abs(q_weight / total - weight).max(initial=0.0)) / wmax if wmax > 0 else 0.0
@@ -610,9 +618,11 @@ def _neuron_layer(walk: _Walk, name: str, node: Any) -> None:
     shape = lin.out_shape if lin is not None else walk.shape
     m = map_neuron(name, node, shape, walk.opts.dt)
     where = _where(name, node)
-    i_decay = _channel_values(m.i_decay, where, "tau_syn")
-    v_decay = _channel_values(m.v_decay, where, "tau_mem" if node_type(node) == "CubaLIF" else "tau")
-    threshold = _channel_values(m.threshold, where, "v_threshold")
+    meta = getattr(node, "metadata", {}) if walk.ours else {}
+    i_decay = _as_written(_channel_values(m.i_decay, where, "tau_syn"), meta.get("i_decay"), shape[0])
+    v_decay = _as_written(_channel_values(m.v_decay, where, "tau_mem" if node_type(node) == "CubaLIF" else "tau"),
+                          meta.get("v_decay"), shape[0])
+    threshold = _as_written(_channel_values(m.threshold, where, "v_threshold"), meta.get("v_th_mant"), shape[0])
     decay_err = max(float(np.abs(np.rint(d) - d).max(initial=0.0)) for d in (i_decay, v_decay))
     neuron = CubaNeuron(np.rint(i_decay).astype(np.int32), np.rint(v_decay).astype(np.int32), np.int32(0))
     notes = [*(lin.notes if lin is not None else []), *m.notes]
@@ -625,8 +635,10 @@ def _neuron_layer(walk: _Walk, name: str, node: Any) -> None:
     syn_bias = lin.bias * gain_rows
     if np.any(lin.bias) and np.any(np.asarray(i_decay) < C.DECAY_UNITY):
         notes.append("synapse bias enters v at its steady-state value (Loihi adds biases to v, not to the current)")
-    v_bias = _channel_values(m.v_bias, where, "v_leak") if lin.is_conv else m.v_bias.reshape(-1)
-    bias = syn_bias + np.broadcast_to(v_bias, syn_bias.shape)
+    bias = _layer_bias(syn_bias, m.v_bias, lin.is_conv)
+    if meta and not lin.is_conv and np.size(meta.get("bias_mant", 0)) == 1 \
+            and np.allclose(bias, bias.flat[0], rtol=INTEGER_TOL, atol=INTEGER_TOL):
+        bias = np.asarray(bias.flat[0])  # export.nir wrote a scalar bias
     kind = "conv" if lin.is_conv else "dense"
     layer_name = _unique(walk, _layer_name(walk, name, kind))
     factor = dict(walk.opts.scale_factors).get(layer_name, 1.0)
@@ -637,6 +649,22 @@ def _neuron_layer(walk: _Walk, name: str, node: Any) -> None:
     walk.reports.append(LayerImport(layer_name, kind, (*syn_names, name), name, q.scale, q.exp, q.weight_error,
                                     q.clipped, q.threshold_error, decay_err, tuple(notes)))
     walk.shape = layer.out_shape
+
+
+def _as_written(values: FloatArray, written: Any, channels: int) -> FloatArray:
+    """A scalar that ``export.nir`` wrote as one value per channel (its metadata says so) back per channel."""
+    if written is not None and values.ndim == 0 and channels > 1 and np.size(written) == channels:
+        return np.full(channels, float(values))
+    return values
+
+
+def _layer_bias(syn_bias: FloatArray, v_bias: FloatArray, is_conv: bool) -> FloatArray:
+    """Synapse bias (per output channel) plus leak bias (per neuron): per channel if it can be, else per neuron."""
+    if not is_conv:
+        return syn_bias + v_bias.reshape(-1)
+    total = syn_bias.reshape(-1, 1, 1) + v_bias  # (C, H, W)
+    flat = total.reshape(total.shape[0], -1)
+    return flat[:, 0].copy() if np.allclose(flat, flat[:, :1], rtol=INTEGER_TOL, atol=INTEGER_TOL) else total
 
 
 def _grouped(weight: npt.NDArray[np.int32], groups: int) -> npt.NDArray[np.int32] | None:
@@ -712,6 +740,8 @@ def _meta_kind(node: Any) -> str:
 def _input_shape(name: str, node: Any) -> tuple[int, ...]:
     raw = getattr(node, "input_type", {}).get("input")
     shape = tuple(int(s) for s in np.asarray(raw).reshape(-1)) if raw is not None else ()
+    if len(shape) in (2, 4) and shape[0] == 1:
+        shape = shape[1:]  # exporters that trace a batch of one (Norse, snnTorch) write it into the Input
     if len(shape) not in (1, 3) or min(shape, default=0) < 1:
         raise ExportError(f"{_where(name, node)}: input shape {shape} must be (N,) or (C, H, W); 1-D signals "
                           "(C, L) have no Loihi mapping here")

@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from export.check import dense_weight_range
 from export.ir import (
     Conv,
     CubaNeuron,
@@ -62,6 +61,7 @@ from export.ir import (
     conv_output_hw,
     default_dense_neuron,
 )
+from export.netx_dense import dense_weight_range
 from hw_targets import constants as C
 from hw_targets.errors import ExportError, IRError
 
@@ -390,7 +390,7 @@ def _decay(tau: FloatArray, dt: float, where: str, attr: str) -> FloatArray:
     if np.any(tau <= 0) or np.any(frac > 1.0 + INTEGER_TOL):
         raise ExportError(f"{where}: field '{attr}' has a time constant below dt={dt} (min {tau.min():g}); "
                           "forward Euler is unstable there; import with a smaller --dt")
-    return np.minimum(frac, 1.0) * C.DECAY_UNITY
+    return np.asarray(np.minimum(frac, 1.0) * C.DECAY_UNITY, dtype=np.float64)
 
 
 def map_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float) -> _NeuronMap:
@@ -401,7 +401,10 @@ def map_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float) -> _Neur
     """
     where = _where(name, node)
     kind = node_type(node)
-    get = lambda attr: _per_neuron(node, attr, shape, where)  # noqa: E731
+
+    def get(attr: str) -> FloatArray:
+        return _per_neuron(node, attr, shape, where)
+
     ones = np.ones(shape)
     if kind == "IF":
         m = _NeuronMap(ones * C.DECAY_UNITY, ones * 0.0, dt * get("r"), ones * 0.0, get("v_threshold"))
@@ -678,7 +681,9 @@ def _grouped(weight: npt.NDArray[np.int32], groups: int) -> npt.NDArray[np.int32
         mask[g * out_g : (g + 1) * out_g, g * in_g : (g + 1) * in_g] = True
     if np.any(weight[~mask]):
         return None
-    return np.stack([weight[o, (o // out_g) * in_g : (o // out_g + 1) * in_g] for o in range(c_out)])
+    rows = [weight[o, (o // out_g) * in_g : (o // out_g + 1) * in_g] for o in range(c_out)]
+    out: npt.NDArray[np.int32] = np.stack(rows).astype(np.int32)
+    return out
 
 
 def _make_layer(walk: _Walk, name: str, lin: _Linear, q: _Quantized, neuron: CubaNeuron, syn_names: list[str]) -> Layer:

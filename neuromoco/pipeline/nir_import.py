@@ -369,7 +369,7 @@ def _summarize_layers(imported: NirImport, report: NirValidation, counts: dict[s
         for rows in zip(*per_batch):
             vals = np.array([r[1:] for r in rows], dtype=np.float64)
             mean = (vals * weights[:, None]).sum(0) / weights.sum()
-            target.append((rows[0][0], *(float(v) for v in mean)))  # type: ignore[arg-type]
+            target.append((rows[0][0], float(mean[0]), float(mean[1]), float(mean[2]), float(mean[3])))
 
 
 def _validate_lava(imported: NirImport, items: list[tuple[Path, int]], opts: NirOptions, report: NirValidation) -> None:

@@ -37,7 +37,7 @@ DEFAULT_WINDOW_US = 1000
 #: Calibration: factors tried on each layer's mantissa scale (1: the largest weight on the largest mantissa).
 CALIBRATION_FACTORS = (1.0, 1.5, 2.0, 3.0)
 #: Samples a calibration folder contributes at most.
-CALIBRATION_SAMPLES = 16
+CALIBRATION_SAMPLES = 8
 
 
 def is_nir_path(path: str | os.PathLike[str]) -> bool:

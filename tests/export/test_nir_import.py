@@ -188,21 +188,26 @@ def test_avg_pooling_maps_to_scaled_depthwise_conv() -> None:
 # ----------------------------------------------------------------------------- a graph the reader wrote
 
 
-def test_norse_written_cubalif_conv_graph_imports_and_tracks_norse() -> None:
-    """Norse 1.1 writes tau as dt/tau_inv (1e-3/200 for tau_syn_inv = 200): at dt = 1e-6 that is its
-    decay of 0.2 per step. The import and Norse's run of the same graph then mean the same equations."""
+def _norse_written_graph() -> Any:
+    """Conv2d -> LIFCell -> Conv2d -> LIFCell written by ``norse.torch.to_nir`` (two CubaLIF nodes)."""
     torch = pytest.importorskip("torch")
     norse = pytest.importorskip("norse.torch")
-    from sims.native import simulate
-    from sims.nir_reference import run_reference
-
     torch.manual_seed(0)
     c0, c1 = torch.nn.Conv2d(2, 4, 3, stride=2, padding=1), torch.nn.Conv2d(4, 3, 3, padding=1)
     with torch.no_grad():
         for conv in (c0, c1):
             conv.weight.mul_(30)  # the graph's input gain is 0.2 * 0.1: spikes need large weights
             conv.bias.zero_()
-    graph = norse.to_nir(norse.SequentialState(c0, norse.LIFCell(), c1, norse.LIFCell()), torch.zeros(1, 2, 8, 8))
+    return norse.to_nir(norse.SequentialState(c0, norse.LIFCell(), c1, norse.LIFCell()), torch.zeros(1, 2, 8, 8))
+
+
+def test_norse_written_cubalif_conv_graph_imports_and_tracks_norse() -> None:
+    """Norse 1.1 writes tau as dt/tau_inv (1e-3/200 for tau_syn_inv = 200): at dt = 1e-6 that is its
+    decay of 0.2 per step. The import and Norse's run of the same graph then mean the same equations."""
+    from sims.native import simulate
+    from sims.nir_reference import run_reference
+
+    graph = _norse_written_graph()
     assert [type(n).__name__ for n in graph.nodes.values()].count("CubaLIF") == 2
     imported = import_graph(graph, ImportOptions(dt=1e-6))
     net = imported.network
@@ -214,6 +219,18 @@ def test_norse_written_cubalif_conv_graph_imports_and_tracks_norse() -> None:
     for i, node in enumerate(["1", "3"]):
         f, q = ref.counts[node].ravel(), fixed.spikes[i].sum(axis=1).ravel()
         assert f.sum() > 10 and np.corrcoef(f, q)[0, 1] > 0.98 and np.abs(f - q).max() <= 2, node
+
+
+def test_calibration_picks_a_factor_per_layer() -> None:
+    from neuromoco.pipeline.nir_import import CALIBRATION_FACTORS, calibrate
+
+    graph = _norse_written_graph()
+    frames = random_spikes(2, (3, 20, 2, 8, 8), 0.3).astype(np.int32)
+    opts = calibrate(graph, ImportOptions(dt=1e-6), frames)
+    factors = dict(opts.scale_factors)
+    assert set(factors) == {"conv_1", "conv_3"} and set(factors.values()) <= set(CALIBRATION_FACTORS)
+    imported = import_graph(graph, opts)
+    assert {r.name: round(r.scale / (1 << r.weight_exp), 6) for r in imported.layers} != {}
 
 
 # ----------------------------------------------------------------------------- round trip

@@ -53,7 +53,7 @@ def _nir_options(args: argparse.Namespace) -> "NirOptions":
     from neuromoco.pipeline.nir_import import NirOptions
 
     given = {"dt": args.dt, "data": args.data, "window_us": args.window_us,
-             "calibrate": Path(args.calibrate) if getattr(args, "calibrate", None) else None}
+             "calibrate": Path(args.calibrate) if args.calibrate else None}
     return NirOptions(**{k: v for k, v in given.items() if v is not None})  # unset flags: the dataclass defaults
 
 
@@ -128,6 +128,8 @@ def _positive_float(text: str) -> float:
 
 def _add_nir_flags(p: argparse.ArgumentParser) -> None:
     """Flags of a NIR graph's import: time step, data layout, event binning."""
+    p.add_argument("--calibrate", default=None, metavar="DATA",
+                   help="MODEL.nir only: event recordings (a --data folder) that pick the per-layer scales")
     p.add_argument("--dt", type=_positive_float, default=None,
                    help="MODEL.nir only: forward-Euler time step in the graph's time unit (default: one unit)")
     p.add_argument("--data", default=None, help="MODEL.nir only: dataset layout of the event folders (nmnist, ...)")
@@ -157,8 +159,6 @@ def _add_builtin(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--out", required=True, help="MODEL.net")
     p.add_argument("--onnx", default=None, help="also write the float model as ONNX")
     p.add_argument("--nir", default=None, help="also write the integer network as NIR")
-    p.add_argument("--calibrate", default=None, metavar="DATA",
-                   help="MODEL.nir only: event recordings (a --data folder) that pick the per-layer scales")
     _add_nir_flags(p)
     p.set_defaults(func=_cmd_export)
 

@@ -87,10 +87,12 @@ def load_reference(graph: Any, dt: float = 1.0) -> Any:
 
 def _neuron_modules(module: Any, names: list[str]) -> dict[str, Any]:
     children = dict(module.named_children())
-    missing = [n for n in names if n not in children]
+    # nirtorch names submodules after the nodes, dots replaced (torch forbids them in module names)
+    found = {n: children.get(n, children.get(n.replace(".", "_"))) for n in names}
+    missing = [n for n, cell in found.items() if cell is None]
     if missing:
         raise SimulationError(f"Norse's module has no submodule for NIR node(s) {missing}")
-    return {n: children[n] for n in names}
+    return found
 
 
 def _sinabs_hook(v_th: Any) -> Any:

@@ -120,18 +120,54 @@ def _latency(net: Any) -> int:
     return sum(1 for layer in net.layers if layer.synaptic)
 
 
-def layer_rates(imported: NirImport, fixed_spikes: list[npt.NDArray[np.bool_]], reference: dict[str, Any],
+def layer_delays(net: Any) -> list[int]:
+    """Steps of synaptic delay between the input and each layer's spikes (one per synaptic layer, Lava timing)."""
+    delays, d = [], 0
+    for layer in net.layers:
+        d += int(layer.synaptic)
+        delays.append(d)
+    return delays
+
+
+def fixed_counts(net: Any, frames: npt.NDArray[np.int32]) -> tuple[list[npt.NDArray[np.int64]], float]:
+    """The native run's spike counts per layer over the window the reference runs, shifted by each layer's delay.
+
+    The reference (no synaptic delay) runs ``T + L`` steps (``L``: the network's latency) and the
+    native simulator ``T + 2L``, so each layer's counts cover the same ``T + L`` steps of its own
+    activity in both: equal counts mean equal spikes, not just equal totals so far.
+
+    Returns:
+        Per layer ``(B, *shape)`` int64 counts, and the simulator's wall seconds.
+    """
+    from sims.native import simulate
+
+    steps = reference_steps(net, frames)
+    result = simulate(net, frames, steps + _latency(net))
+    counts = [s[:, d : d + steps].sum(axis=1, dtype=np.int64) for s, d in zip(result.spikes, layer_delays(net))]
+    return counts, result.wall_s
+
+
+def reference_steps(net: Any, frames: npt.NDArray[Any]) -> int:
+    """Steps the reference runs: the input's T plus the network's latency, so activity after the input counts."""
+    return int(frames.shape[1]) + _latency(net)
+
+
+def layer_rates(imported: NirImport, fixed: list[npt.NDArray[np.int64]], reference: dict[str, Any],
                 steps: int) -> list[tuple[str, float, float, float, float]]:
     """Per neuron layer: name, float rate, fixed rate, mean |rate difference|, correlation of counts.
 
-    Rates are spikes per neuron per input step; counts over the whole run.
+    Args:
+        imported: the import (which NIR node each layer stands for).
+        fixed: :func:`fixed_counts`' per-layer counts.
+        reference: the reference's counts per NIR neuron node.
+        steps: the window both counted (:func:`reference_steps`); rates are spikes per neuron per step.
     """
     rows = []
     for i, rep in enumerate(imported.layers):
         if rep.neuron_node is None:
             continue
-        n = fixed_spikes[i].shape[0]
-        q = fixed_spikes[i].sum(axis=1).reshape(n, -1) / steps
+        n = fixed[i].shape[0]
+        q = fixed[i].reshape(n, -1) / steps
         f = np.asarray(reference[rep.neuron_node]).reshape(n, -1) / steps
         corr = float(np.corrcoef(f.ravel(), q.ravel())[0, 1]) if f.std() > 0 and q.std() > 0 else float("nan")
         rows.append((rep.name, float(f.mean()), float(q.mean()), float(np.abs(f - q).mean()), corr))
@@ -146,12 +182,11 @@ def calibrate(graph: Any, options: ImportOptions, frames: npt.NDArray[np.int32])
     Norse reference at that layer wins (ties: the smaller factor).
     """
     from export.nir_import import import_graph
-    from sims.native import simulate
     from sims.nir_reference import run_reference
 
     base = import_graph(graph, options)
     nodes = [r.neuron_node for r in base.layers if r.neuron_node is not None]
-    steps = frames.shape[1]
+    steps = reference_steps(base.network, frames)
     reference = run_reference(graph, frames, steps, nodes, options.dt).counts
     chosen: dict[str, float] = {}
     for rep in base.layers:
@@ -161,8 +196,8 @@ def calibrate(graph: Any, options: ImportOptions, frames: npt.NDArray[np.int32])
         for factor in CALIBRATION_FACTORS:
             opts = replace(options, scale_factors=tuple({**chosen, rep.name: factor}.items()))
             trial = import_graph(graph, opts)
-            result = simulate(trial.network, frames, steps + _latency(trial.network))
-            rows = dict((r[0], r[3]) for r in layer_rates(trial, result.spikes, reference, steps))
+            rows = dict((r[0], r[3]) for r in layer_rates(trial, fixed_counts(trial.network, frames)[0], reference,
+                                                           steps))
             scores.append((rows[rep.name], factor))
         chosen[rep.name] = min(scores)[1]
     return replace(options, scale_factors=tuple(chosen.items()))
@@ -341,23 +376,22 @@ def validate_nir(src: str | os.PathLike[str], data_root: str | os.PathLike[str],
 
 def _validate_batch(graph: Any, imported: NirImport, frames: npt.NDArray[np.int32], report: NirValidation,
                     counts: dict[str, list[Any]], dt: float) -> None:
-    from sims.native import simulate
     from sims.nir_reference import run_reference
 
     nodes = [r.neuron_node for r in imported.layers if r.neuron_node is not None]
-    steps = frames.shape[1]
+    steps = reference_steps(imported.network, frames)
     t0 = time.perf_counter()
     ref = run_reference(graph, frames, steps, nodes, dt)
     sinabs = run_reference(graph, frames, steps, nodes, dt, semantics="sinabs")
     report.timings_s["float"] += time.perf_counter() - t0
-    result = simulate(imported.network, frames, steps + _latency(imported.network))
-    report.timings_s["native"] += result.wall_s
+    fixed, wall_s = fixed_counts(imported.network, frames)
+    report.timings_s["native"] += wall_s
     report.preds["float"] += ref.output.reshape(len(frames), -1).argmax(1).tolist()
     report.preds["float_sinabs"] += sinabs.output.reshape(len(frames), -1).argmax(1).tolist()
-    report.preds["native"] += result.out_spikes.sum(axis=1).reshape(len(frames), -1).argmax(1).tolist()
+    report.preds["native"] += fixed[-1].reshape(len(frames), -1).argmax(1).tolist()
     counts["nir"].append((ref.counts, steps))
     counts["sinabs"].append((sinabs.counts, steps))
-    counts["fixed"].append(result.spikes)
+    counts["fixed"].append(fixed)
 
 
 def _summarize_layers(imported: NirImport, report: NirValidation, counts: dict[str, list[Any]]) -> None:

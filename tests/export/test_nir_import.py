@@ -86,22 +86,21 @@ def nmnist_batch() -> tuple[np.ndarray, list[int]]:
 
 def test_cnn_sinabs_agrees_with_norse_on_real_nmnist(nmnist_batch: tuple[np.ndarray, list[int]]) -> None:
     pytest.importorskip("norse")
-    from neuromoco.pipeline.nir_import import layer_rates
-    from sims.native import simulate
+    from neuromoco.pipeline.nir_import import fixed_counts, layer_rates, reference_steps
     from sims.nir_reference import run_reference
 
     frames, labels = nmnist_batch
     graph = cnn_graph()
     imported = import_graph(graph)
     nodes = [r.neuron_node for r in imported.layers if r.neuron_node is not None]
-    steps = frames.shape[1]
+    steps = reference_steps(imported.network, frames)
     ref = run_reference(graph, frames, steps, nodes)
-    fixed = simulate(imported.network, frames, steps + 5)
+    fixed, _ = fixed_counts(imported.network, frames)
     float_pred = ref.output.argmax(1)
-    fixed_pred = fixed.out_spikes.sum(axis=1).argmax(1)
+    fixed_pred = fixed[-1].argmax(1)
     assert np.mean(float_pred == fixed_pred) >= 13 / 14  # measured: 14/14
     assert np.mean(fixed_pred == np.array(labels)) >= 12 / 14  # measured: 14/14
-    for name, f, q, diff, corr in layer_rates(imported, fixed.spikes, ref.counts, steps):
+    for name, f, q, diff, corr in layer_rates(imported, fixed, ref.counts, steps):
         assert corr >= MIN_LAYER_CORRELATION, f"{name}: correlation {corr:.4f}"
         assert abs(f - q) <= 0.05 * f + 1e-4, f"{name}: rate {q:.4f} vs float {f:.4f}"
 
@@ -131,6 +130,50 @@ def test_cnn_sinabs_native_equals_lava_full(lava_netx: Any, nmnist_batch: tuple[
     assert _native_vs_lava(import_graph(cnn_graph()).network, frames[:3], tmp_path) is None
 
 
+# ----------------------------------------------------------------------------- NIR out, run by Norse
+
+
+def test_nir_out_runs_in_norse_equal_to_the_integer_network(nmnist_batch: tuple[np.ndarray, list[int]],
+                                                             tmp_path: Path) -> None:
+    """``export.nir``'s file of the imported CNN (IF layers: no decays, so no truncation) gives Norse
+    (``from_nir``, dt = 1) exactly the integer network's spike count for every neuron on the 14 recordings."""
+    pytest.importorskip("norse")
+    from neuromoco.pipeline.nir_import import fixed_counts, reference_steps
+    from sims.nir_reference import run_reference
+
+    frames, _ = nmnist_batch
+    net = import_graph(cnn_graph()).network
+    graph = nir.read(write_nir(net, tmp_path / "cnn_int.nir"))
+    steps = reference_steps(net, frames)
+    layers = [i for i, layer in enumerate(net.layers) if layer.kind != "flatten"]
+    ref = run_reference(graph, frames, steps, [f"{net.layers[i].name}.neuron" for i in layers])
+    fixed, _ = fixed_counts(net, frames)
+    for i in layers:
+        assert np.array_equal(ref.counts[f"{net.layers[i].name}.neuron"], fixed[i]), net.layers[i].name
+
+
+def test_nir_out_with_decays_tracks_norse(tmp_path: Path) -> None:
+    """With decays, Loihi truncates toward zero every step and Norse does not: measured 98.8 % and 92.6 % of
+    the conv neurons with equal counts over 54 steps, at most 2 spikes apart, correlation >= 0.998.
+    Biases are left out: Norse 1.1 feeds a CubaLIF's v_leak into its synapse and starts v at v_leak."""
+    pytest.importorskip("norse")
+    import dataclasses
+
+    from neuromoco.pipeline.nir_import import fixed_counts, reference_steps
+    from sims.nir_reference import run_reference
+
+    net = small_conv_network()
+    net = Network(tuple(dataclasses.replace(l, bias=None) if hasattr(l, "bias") else l for l in net.layers),
+                  net.input_shape)
+    frames = random_spikes(1, (8, 50, 2, 34, 34), 0.1).astype(np.int32)
+    graph = nir.read(write_nir(net, tmp_path / "conv.nir"))
+    ref = run_reference(graph, frames, reference_steps(net, frames), ["conv0.neuron", "conv1.neuron"])
+    fixed, _ = fixed_counts(net, frames)
+    for i, node in enumerate(["conv0.neuron", "conv1.neuron"]):
+        f, q = ref.counts[node].ravel(), fixed[i].ravel()
+        assert np.mean(f == q) >= 0.9 and np.abs(f - q).max() <= 2 and np.corrcoef(f, q)[0, 1] >= 0.995, node
+
+
 # ----------------------------------------------------------------------------- pooling is exact
 
 
@@ -158,7 +201,7 @@ def _pool_graph(pool: str, fold: bool) -> Any:
 @pytest.mark.parametrize("fold", [True, False], ids=["pool-folded-into-conv", "pool-as-depthwise-conv"])
 def test_sum_pooling_is_exact(fold: bool) -> None:
     pytest.importorskip("norse")
-    from sims.native import simulate
+    from neuromoco.pipeline.nir_import import fixed_counts, reference_steps
     from sims.nir_reference import run_reference
 
     graph = _pool_graph("SumPool2d", fold)
@@ -170,10 +213,10 @@ def test_sum_pooling_is_exact(fold: bool) -> None:
     else:
         assert pooled.groups == 4 and np.all(pooled.weight == 1)
     frames = random_spikes(5, (3, 12, 2, 8, 8), 0.4).astype(np.int32)
-    ref = run_reference(graph, frames, 12, ["n0", "n1"])
-    fixed = simulate(imported.network, frames, 14)  # two steps of synaptic delay
+    ref = run_reference(graph, frames, reference_steps(imported.network, frames), ["n0", "n1"])
+    fixed, _ = fixed_counts(imported.network, frames)
     for i, node in enumerate(["n0", "n1"]):
-        assert np.array_equal(fixed.spikes[i].sum(axis=1), ref.counts[node]), node
+        assert np.array_equal(fixed[i], ref.counts[node]), node
 
 
 def test_avg_pooling_maps_to_scaled_depthwise_conv() -> None:
@@ -204,7 +247,7 @@ def _norse_written_graph() -> Any:
 def test_norse_written_cubalif_conv_graph_imports_and_tracks_norse() -> None:
     """Norse 1.1 writes tau as dt/tau_inv (1e-3/200 for tau_syn_inv = 200): at dt = 1e-6 that is its
     decay of 0.2 per step. The import and Norse's run of the same graph then mean the same equations."""
-    from sims.native import simulate
+    from neuromoco.pipeline.nir_import import fixed_counts, reference_steps
     from sims.nir_reference import run_reference
 
     graph = _norse_written_graph()
@@ -214,10 +257,10 @@ def test_norse_written_cubalif_conv_graph_imports_and_tracks_norse() -> None:
     assert [l.kind for l in net.layers] == ["conv", "conv"]
     assert int(net.layers[0].neuron.i_decay) == 819 and int(net.layers[0].neuron.v_decay) == 410  # type: ignore[union-attr]
     frames = random_spikes(1, (4, 30, 2, 8, 8), 0.3).astype(np.int32)
-    ref = run_reference(graph, frames, 30, ["1", "3"], dt=1e-6)
-    fixed = simulate(net, frames, 32)
+    ref = run_reference(graph, frames, reference_steps(net, frames), ["1", "3"], dt=1e-6)
+    fixed, _ = fixed_counts(net, frames)
     for i, node in enumerate(["1", "3"]):
-        f, q = ref.counts[node].ravel(), fixed.spikes[i].sum(axis=1).ravel()
+        f, q = ref.counts[node].ravel(), fixed[i].ravel()
         assert f.sum() > 10 and np.corrcoef(f, q)[0, 1] > 0.98 and np.abs(f - q).max() <= 2, node
 
 

@@ -335,7 +335,7 @@ class NirValidation:
         lines.append(f"{'layer':<14}{'float':>9}{'fixed':>9}{'|diff|':>9}{'corr':>8}{'sinabs':>9}{'|diff|':>9}{'corr':>8}")
         for (name, f, q, d, c), (_, fs, _, ds, cs) in zip(self.layers, self.layers_sinabs):
             lines.append(f"{name:<14}{f:>9.4f}{q:>9.4f}{d:>9.4f}{c:>8.4f}{fs:>9.4f}{ds:>9.4f}{cs:>8.4f}")
-        lines.append("rates: spikes per neuron per input step; float = Norse with NIR's IF, "
+        lines.append("rates: spikes per neuron per step (aligned windows of T + latency steps); float = Norse with NIR's IF, "
                      "sinabs = Norse with Sinabs' IF (subtractive reset, floor)")
         return "\n".join(lines)
 

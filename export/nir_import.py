@@ -150,7 +150,8 @@ class NirImport:
 
     def format_table(self) -> str:
         """The per-layer report as a fixed-width table (one line per layer, then notes)."""
-        head = f"{'layer':<14}{'NIR nodes':<22}{'scale':>9}{'exp':>4}{'w err':>8}{'clip':>5}{'vth err':>8}{'dec err':>8}"
+        head = (f"{'layer':<14}{'NIR nodes':<22}{'scale':>9}{'exp':>4}{'w err':>8}{'clip':>5}"
+                f"{'vth err':>8}{'dec err':>8}")
         lines = [head]
         for li in self.layers:
             lines.append(f"{li.name:<14}{','.join(li.nodes)[:21]:<22}{li.scale:>9.3f}{li.weight_exp:>4}"
@@ -276,7 +277,8 @@ def _conv(name: str, node: Any, shape: tuple[int, ...]) -> _Linear:
     where = _where(name, node)
     weight = _float(node.weight, where, "weight")
     if len(shape) != 3 or weight.ndim != 4:
-        raise ExportError(f"{where}: expects (C, H, W) input and a 4-D weight; got input {shape}, weight {weight.shape}")
+        raise ExportError(f"{where}: expects (C, H, W) input and a 4-D weight; got input {shape}, "
+                          f"weight {weight.shape}")
     groups = int(np.asarray(node.groups).reshape(-1)[0]) if np.asarray(node.groups).size else 1
     if groups < 1 or weight.shape[1] * groups != shape[0] or weight.shape[0] % groups:
         raise ExportError(f"{where}: field 'weight' {weight.shape} with groups={groups} expects "
@@ -484,10 +486,10 @@ def _exponent(mant: npt.NDArray[np.int64], thr: FloatArray, bias: FloatArray, sc
     """The largest weight exponent at which thresholds, biases, the current and netx's dense range fit."""
     fan = np.abs(mant).reshape(mant.shape[0], -1).sum(axis=1).max() if mant.size else 0
     best = 0
+    thr_max, bias_max = float(np.max(thr, initial=0.0)), float(np.max(np.abs(bias), initial=0.0))
     for e in range(1, opts.weight_exp_max + 1):
         s = scale * (1 << e)
-        if (float(np.max(thr, initial=0.0)) * s * HEADROOM > C.VTH_MANT_MAX or float(np.max(np.abs(bias), initial=0.0)) * s > BIAS_LIMIT
-                or int(fan) << e >= CURRENT_LIMIT
+        if (thr_max * s * HEADROOM > C.VTH_MANT_MAX or bias_max * s > BIAS_LIMIT or int(fan) << e >= CURRENT_LIMIT
                 or (not is_conv and int(np.abs(mant).max(initial=0)) << e > C.NETX_MIXED_WEIGHT_MAX)):
             break
         best = e

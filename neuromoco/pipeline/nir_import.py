@@ -330,13 +330,14 @@ class NirValidation:
         lines.append(f"agreement float/native  {self.agreement():.2%}")
         lines.append(f"agreement sinabs/native {self.agreement('float_sinabs'):.2%}")
         if self.lava_samples:
-            verdict = "equal at every layer and step" if self.first_lava_difference is None else self.first_lava_difference
+            verdict = self.first_lava_difference or "equal at every layer and step"
             lines.append(f"native vs Lava          {verdict} ({self.lava_samples} samples)")
-        lines.append(f"{'layer':<14}{'float':>9}{'fixed':>9}{'|diff|':>9}{'corr':>8}{'sinabs':>9}{'|diff|':>9}{'corr':>8}")
+        lines.append(f"{'layer':<14}{'float':>9}{'fixed':>9}{'|diff|':>9}{'corr':>8}"
+                     f"{'sinabs':>9}{'|diff|':>9}{'corr':>8}")
         for (name, f, q, d, c), (_, fs, _, ds, cs) in zip(self.layers, self.layers_sinabs):
             lines.append(f"{name:<14}{f:>9.4f}{q:>9.4f}{d:>9.4f}{c:>8.4f}{fs:>9.4f}{ds:>9.4f}{cs:>8.4f}")
-        lines.append("rates: spikes per neuron per step (aligned windows of T + latency steps); float = Norse with NIR's IF, "
-                     "sinabs = Norse with Sinabs' IF (subtractive reset, floor)")
+        lines.append("rates: spikes per neuron per step (aligned windows of T + latency steps); "
+                     "float = Norse with NIR's IF, sinabs = Norse with Sinabs' IF (subtractive reset, floor)")
         return "\n".join(lines)
 
 

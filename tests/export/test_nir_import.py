@@ -255,7 +255,8 @@ def test_norse_written_cubalif_conv_graph_imports_and_tracks_norse() -> None:
     imported = import_graph(graph, ImportOptions(dt=1e-6))
     net = imported.network
     assert [l.kind for l in net.layers] == ["conv", "conv"]
-    assert int(net.layers[0].neuron.i_decay) == 819 and int(net.layers[0].neuron.v_decay) == 410  # type: ignore[union-attr]
+    neuron = net.layers[0].neuron  # type: ignore[union-attr]
+    assert int(neuron.i_decay) == 819 and int(neuron.v_decay) == 410
     frames = random_spikes(1, (4, 30, 2, 8, 8), 0.3).astype(np.int32)
     ref = run_reference(graph, frames, reference_steps(net, frames), ["1", "3"], dt=1e-6)
     fixed, _ = fixed_counts(net, frames)

@@ -16,10 +16,13 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from hw_targets.errors import NmocoError
 from neuromoco.cli_args import EXIT_BAD_INPUT, PLUGGED, check_writable, non_negative_int, positive_int
+
+if TYPE_CHECKING:
+    from neuromoco.pipeline.nir_import import NirOptions
 
 __all__ = ["EXIT_BAD_INPUT", "build_parser", "main"]
 
@@ -46,12 +49,38 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nir_options(args: argparse.Namespace) -> "NirOptions":
+    from neuromoco.pipeline.nir_import import NirOptions
+
+    given = {"dt": args.dt, "data": args.data, "window_us": args.window_us,
+             "calibrate": Path(args.calibrate) if args.calibrate else None}
+    return NirOptions(**{k: v for k, v in given.items() if v is not None})  # unset flags: the dataclass defaults
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from neuromoco.pipeline.deploy import ExportOutputs, export_run
+    from neuromoco.pipeline.nir_import import export_nir_graph, is_nir_path
 
     outputs = ExportOutputs(netx=Path(args.out), onnx=Path(args.onnx) if args.onnx else None,
                             nir=Path(args.nir) if args.nir else None)
-    export_run(args.run, args.target, outputs)
+    if is_nir_path(args.run):
+        export_nir_graph(args.run, args.target, outputs, _nir_options(args))
+    else:
+        export_run(args.run, args.target, outputs)
+    return 0
+
+
+def _cmd_validate_nir(args: argparse.Namespace) -> int:
+    from hw_targets.errors import ConfigError, SimulationError
+    from neuromoco.pipeline.nir_import import validate_nir
+
+    if args.data_root is None:
+        raise ConfigError(f"{args.run}: validating a NIR graph needs --data-root (event recordings, e.g. N-MNIST)")
+    report = validate_nir(args.run, args.data_root, _nir_options(args), split=args.split, samples=args.samples,
+                          lava_samples=args.lava_samples)
+    print(report.format())
+    if report.first_lava_difference is not None:
+        raise SimulationError(f"native != Lava: {report.first_lava_difference}")
     return 0
 
 
@@ -60,6 +89,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from sims.report import summary_rows, write_markdown, write_plots
     from sims.validate import validate
 
+    from neuromoco.pipeline.nir_import import is_nir_path
+
+    if is_nir_path(args.run):
+        return _cmd_validate_nir(args)
     run = Path(args.run)
     folder = run if run.is_dir() else run.parent
     if run.exists():
@@ -83,6 +116,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), demo)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _add_nir_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of a NIR graph's import: time step, data layout, event binning."""
+    p.add_argument("--calibrate", default=None, metavar="DATA",
+                   help="MODEL.nir only: event recordings (a --data folder) that pick the per-layer scales")
+    p.add_argument("--dt", type=_positive_float, default=None,
+                   help="MODEL.nir only: forward-Euler time step in the graph's time unit (default: one unit)")
+    p.add_argument("--data", default=None, help="MODEL.nir only: dataset layout of the event folders (nmnist, ...)")
+    p.add_argument("--window-us", type=positive_int, default=None,
+                   help="MODEL.nir only: microseconds of events per input step (default: N-MNIST's 1 ms)")
+
+
 def _add_builtin(sub: argparse._SubParsersAction[_Parser]) -> None:
     """The subcommands defined here: simulate, export, validate, demo."""
     p = sub.add_parser("simulate", help="run a netx file on spike input (native or Lava)")
@@ -100,11 +154,12 @@ def _add_builtin(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("export", help="lower a trained run to a Loihi 2 netx file (and ONNX, NIR)")
-    p.add_argument("run", help="run folder or checkpoint file (RUN_OR_CKPT)")
+    p.add_argument("run", help="run folder, checkpoint file (RUN_OR_CKPT), or a NIR graph (MODEL.nir)")
     p.add_argument("--target", default="loihi2", help="hardware target (loihi2, loihi1)")
     p.add_argument("--out", required=True, help="MODEL.net")
     p.add_argument("--onnx", default=None, help="also write the float model as ONNX")
     p.add_argument("--nir", default=None, help="also write the integer network as NIR")
+    _add_nir_flags(p)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("validate", help="float vs fixed point vs Lava on the test split, report and plots")
@@ -113,6 +168,10 @@ def _add_builtin(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--backend", choices=("native", "lava"), default="native",
                    help="native: all samples natively, --lava-samples in Lava; lava: all in both")
     p.add_argument("--lava-samples", type=non_negative_int, default=2, help="samples also run in Lava")
+    p.add_argument("--data-root", default=None, help="MODEL.nir only: the event recordings to validate on")
+    p.add_argument("--split", choices=("test", "train", "all"), default="test",
+                   help="MODEL.nir only: which recordings of --data-root")
+    _add_nir_flags(p)
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("demo", help="the whole chain on the built-in data")

@@ -96,6 +96,17 @@ def _to_chw(src: npt.NDArray[Any], dst: npt.NDArray[Any], c_out: int, hw: int, o
             dst[o + pix] = src[pix * np.uint64(c_out) + c]
 
 
+@njit(nogil=True)
+def _gather(frame: npt.NDArray[Any], lo: int, hi: int, events: npt.NDArray[Any]) -> Any:
+    """The pixels in [lo, hi) with a nonzero message, into ``events``; returns their count
+    (branch-free, as :func:`sims.jit_kernels._gather`)."""
+    n_ev = np.uint64(0)
+    for pix in range(np.uint64(lo), np.uint64(hi)):
+        events[n_ev] = pix
+        n_ev += np.uint64(frame[pix] != 0)
+    return n_ev
+
+
 @njit(cache=True, nogil=True)
 def delta_input_layer(
     b_start: int, b_stop: int, x: npt.NDArray[Any], shift: int, vth: int, state_exp: int,
@@ -218,6 +229,7 @@ def sdnn_conv_layer(
     per_group_in = c_in // groups
     acc = np.zeros(n, np.int32)
     msg = np.zeros(n, np.int32)
+    events = np.zeros(pixels + 1, np.uint64)
     w_flat = w.reshape(w.size)
     th = _I32(vth)
     se = _I32(state_exp)
@@ -249,13 +261,14 @@ def sdnn_conv_layer(
                     frame_c = frame[c]
                     fan_c = p_fan[c * pixels : (c + 1) * pixels]
                     c_src = c * taps * per_group_out
-                    for pix in range(i_lo, i_hi):
-                        m = _I32(frame_c[pix])
-                        if m == _I32(0):
-                            continue
+                    n_ev = _gather(frame_c, i_lo, i_hi, events)
+                    if n_ev:
                         any_input = True
+                    for ev in range(n_ev):
+                        pix = events[ev]
+                        m = _I32(frame_c[pix])
                         delivered += fan_c[pix]
-                        for e in range(np.uint64(p_ptr[pix]), np.uint64(p_ptr[pix + 1])):
+                        for e in range(np.uint64(p_ptr[pix]), np.uint64(p_ptr[pix + np.uint64(1)])):
                             base = np.uint64(tap_dst[e] + first_out)
                             src = np.uint64(c_src + tap_src[e])
                             for j in range(np.uint64(tap_len[e])):

@@ -11,10 +11,12 @@ message ``act >> 6`` is ``M_l`` per unit. Hence, with ``E = 12``:
 * a Sigma read-out's message is its sigma, ``64 * M_L`` per float unit.
 
 :func:`to_quant_sdnn` picks ``M_l`` so the weights fill the 8-bit mantissa
-(``max |W_int| = 127``), capped at :data:`MESSAGE_SCALE_CAP` so that a
-pre-activation of up to :data:`PRE_ACTIVATION_BOUND` float units (a batch-normed
-network's range) stays inside the 24-bit conv accumulator. The scales are
-buffers: a QAT checkpoint restores them.
+(``max |W_int| = 127``), capped at :data:`MESSAGE_SCALE_CAP`, which leaves room
+for what a batch-normed network computes: an activation change of up to
+:data:`ACTIVATION_BOUND` float units in netx's 16-bit signed message payload, and
+a pre-activation of up to :data:`PRE_ACTIVATION_BOUND` in the 24-bit conv
+accumulator and the chip's 24-bit sigma/act states. The scales are buffers: a QAT
+checkpoint restores them.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from neuromoco.quant.sdnn_ops import dense_sum, delta_encode, netx_dense_scale_b
 #: ``E``: netx's sigma-delta message and state positions (``spike_exp + state_exp``).
 SPIKE_EXP, STATE_EXP = C.SDNN_SPIKE_EXP, C.SDNN_STATE_EXP
 SHIFT = SPIKE_EXP + STATE_EXP
-#: Float pre-activations the scales leave room for in the 24-bit conv accumulator.
-PRE_ACTIVATION_BOUND = 16.0
-#: The largest message scale: ``64 * M * PRE_ACTIVATION_BOUND = 2**23``.
-MESSAGE_SCALE_CAP = float(1 << (C.CONV_ACC_BITS - 1)) / ((1 << STATE_EXP) * PRE_ACTIVATION_BOUND)
+#: Float activation changes (a first step sends the whole activation) one 16-bit message holds.
+ACTIVATION_BOUND = 8.0
+#: The largest message scale: ``M * ACTIVATION_BOUND = 2**15`` (netx's signed 16-bit payload).
+MESSAGE_SCALE_CAP = float(1 << (C.SDNN_MESSAGE_BITS - 1)) / ACTIVATION_BOUND
+#: Float pre-activations that fit 24 bits at the cap: ``64 * MESSAGE_SCALE_CAP * 32 = 2**23``.
+PRE_ACTIVATION_BOUND = float(1 << (C.CONV_ACC_BITS - 1)) / ((1 << STATE_EXP) * MESSAGE_SCALE_CAP)
 _BIAS_LIMIT = float(C.BIAS_STORE_MAX)
 
 #: Per layer: (messages, sigma or None, act or None), each ``[T, B, *shape]`` float64 integers.
@@ -186,6 +190,23 @@ class QuantSdnnNet(SpikingBackbone):  # type: ignore[misc]
                 out.append((block(m), None, None))
             m = out[-1][0]
         return out
+
+    def layer_units(self) -> list[tuple[float, bool]]:
+        """Per IR layer: integer units per float unit of its messages, and whether a receiver sums them.
+
+        A sigma-delta layer's messages are changes (``cumulative``): their running sum over steps,
+        divided by the scale, is the activation in float units. A Sigma read-out sends its sigma
+        (``64 * M_L`` per float unit) every step.
+        """
+        units = [(float((1 << STATE_EXP) * self.input_scale), True)]
+        scale = units[0][0]
+        for block in self.blocks:
+            if isinstance(block, QuantSdnnBlock):
+                scale = float(block.msg_scale)
+                units.append(((1 << STATE_EXP) * scale, False) if block.sigma_output else (scale, True))
+            else:
+                units.append((scale, True))
+        return units
 
     def _scale_out(self, sigma: torch.Tensor) -> torch.Tensor:
         return (sigma / ((1 << STATE_EXP) * self.blocks[-1].msg_scale)).float()

@@ -206,7 +206,8 @@ class LoihiSdnn(SpikingBackbone):
         return feats[first : first + x.shape[0]]
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.classifier(features)
+        """The read-out of features ``[T, B, feature_dim]``: ``[T + 1, B, num_classes]`` (its synaptic delay)."""
+        out: torch.Tensor = self.classifier(torch.cat([features, torch.zeros_like(features[:1])]))
         return out
 
     def classifier_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,5 +215,10 @@ class LoihiSdnn(SpikingBackbone):
         return self._feature_run(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-step read-out ``[T + L, B, num_classes]`` from frames ``[T, B, C, H, W]``."""
-        return self.classify(self._feature_run(x))
+        """Per-step read-out ``[T + L, B, num_classes]`` from frames ``[T, B, C, H, W]``.
+
+        ``classify(features(x))`` differs only in the read-out's first ``L - 1`` steps, which the
+        chip drives with the input-independent activity of the steps before any input arrived.
+        """
+        out: torch.Tensor = self.classifier(self._feature_run(x))
+        return out

@@ -154,7 +154,7 @@ def build_model(
         The backbone, in train mode, on the CPU.
 
     Raises:
-        ConfigError: Unknown name, a bad shape, or ``adaptive`` without ``time_steps``.
+        ConfigError: Unknown name, a bad shape, ``adaptive`` without ``time_steps`` or with a sigma-delta model.
     """
     if len(input_shape) != 3 or min(input_shape) <= 0 or num_classes <= 0:
         raise ConfigError(f"[model] {cfg.name}: bad input_shape {input_shape!r} or num_classes {num_classes!r}")
@@ -162,6 +162,9 @@ def build_model(
     backbone_shape = (encoded_channels(cfg.encoding, channels), height, width)
     model = MODELS[cfg.name](cfg, backbone_shape, int(num_classes))
     if cfg.neuron == "adaptive":
+        if isinstance(model, LoihiSdnn):
+            raise ConfigError(f"[model] neuron='adaptive' swaps spiking LIF neurons, but {cfg.name} has ReLU "
+                              "sigma-delta neurons; use neuron='lif' (the family's own neurons)")
         if time_steps is None or int(time_steps) < 1:
             raise ConfigError(f"[model] neuron='adaptive' needs the number of time steps (got time_steps={time_steps!r})")
         # In hardware timing the deepest neurons run ``latency`` steps more than the input has.

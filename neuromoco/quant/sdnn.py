@@ -21,6 +21,7 @@ checkpoint restores them.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -208,8 +209,14 @@ class QuantSdnnNet(SpikingBackbone):  # type: ignore[misc]
                 units.append((scale, True))
         return units
 
+    def _act_unit(self, index: int) -> float:
+        """Integer ``act`` (or Sigma) units per float unit of ``blocks[index]``: ``64 * M``."""
+        block = self.blocks[index]
+        assert isinstance(block, QuantSdnnBlock)
+        return float((1 << STATE_EXP) * block.msg_scale)
+
     def _scale_out(self, sigma: torch.Tensor) -> torch.Tensor:
-        return (sigma / ((1 << STATE_EXP) * self.blocks[-1].msg_scale)).float()
+        return (sigma / self._act_unit(-1)).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The read-out in float units ``[T + L, B, num_classes]`` from frames ``[T, B, C, H, W]``."""
@@ -224,8 +231,7 @@ class QuantSdnnNet(SpikingBackbone):  # type: ignore[misc]
         act = self.run_layers(x)[-2][2]
         assert act is not None
         first = self.latency - 1
-        scale = (1 << STATE_EXP) * self.blocks[-2].msg_scale
-        return (act[first : first + x.shape[0]] / scale).float()
+        return (act[first : first + x.shape[0]] / self._act_unit(-2)).float()
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """The read-out (float units) of feature-layer messages ``[T, B, feature_dim]`` (:meth:`classifier_input`)."""
@@ -269,13 +275,14 @@ def to_quant_sdnn(model: nn.Module, input_shape: Sequence[int]) -> QuantSdnnNet:
             weight, bias = fold_batch_norm(weight, bias, block.norm)
             weight, bias = weight.detach(), bias.detach()
         msg_scale = _fill_scale(weight, scale)
-        common = dict(bias=bias, in_scale=scale, msg_scale=msg_scale, threshold=block.threshold,
-                      sigma_output=block.sigma_output)
+        make_block = functools.partial(QuantSdnnBlock, bias=bias, in_scale=scale, msg_scale=msg_scale,
+                                       threshold=block.threshold, sigma_output=block.sigma_output)
         if isinstance(syn, nn.Conv2d):
-            blocks.append(QuantSdnnBlock("conv", weight, stride=tuple(syn.stride), padding=tuple(syn.padding),  # type: ignore[arg-type]
-                                         dilation=tuple(syn.dilation), groups=syn.groups, **common))  # type: ignore[arg-type]
+            # torch types Conv2d's stride, padding and dilation as tuple[int, ...]; Conv2d makes them pairs.
+            blocks.append(make_block("conv", weight, stride=tuple(syn.stride), padding=tuple(syn.padding),  # type: ignore[arg-type]
+                                     dilation=tuple(syn.dilation), groups=syn.groups))  # type: ignore[arg-type]
         else:
-            blocks.append(QuantSdnnBlock("dense", weight, **common))  # type: ignore[arg-type]
+            blocks.append(make_block("dense", weight))
         scale = msg_scale
     input_vth = round(spec.input_threshold * spec.input_scale)
     if not math.isfinite(scale) or scale <= 0:

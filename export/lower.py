@@ -1,8 +1,9 @@
 """Lowering a trained torch model to the integer IR, and refusing what Loihi 2 cannot run.
 
-``lower(model, input_shape)`` accepts a float ``loihinet`` (converted to its QAT
-twin first: batch-norm folded, weights and thresholds mapped onto the integer
-grid) or a QAT ``QuantLoihiNet`` (read as is), and returns the
+``lower(model, input_shape)`` accepts a float ``loihinet`` or ``loihinet_sdnn``
+(converted to its QAT twin first: batch-norm folded, weights and thresholds
+mapped onto the integer grid) or a QAT ``QuantLoihiNet`` / ``QuantSdnnNet``
+(read as is), and returns the
 :class:`export.ir.Network` that netx, the native simulator and the NIR writer
 share. Anything else is refused before anything is written, with an error that
 names the layer, the reason and the way out.
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from export.ir import Conv, CubaNeuron, Dense, Flatten, Layer, Network, conv_output_hw
+from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, SigmaDeltaNeuron, conv_output_hw
 from hw_targets.errors import TargetLimitError
 
 
@@ -50,9 +51,11 @@ def _refusal(name: str, module: Any) -> str | None:
 def check_deployable(model: Any) -> None:
     """Raise :class:`TargetLimitError` naming the first module Loihi 2 cannot run.
 
-    A batch-norm that is a ``LoihiBlock``'s ``norm`` (directly after its synapse) folds and is allowed.
+    A batch-norm that is a ``LoihiBlock``'s or ``SdnnBlock``'s ``norm`` (directly after its synapse) folds
+    and is allowed.
     """
-    folded = {id(m.norm) for m in model.modules() if type(m).__name__ == "LoihiBlock" and m.norm is not None}
+    folded = {id(m.norm) for m in model.modules()
+              if type(m).__name__ in ("LoihiBlock", "SdnnBlock") and m.norm is not None}
     for name, module in model.named_modules():
         if id(module) in folded:
             continue
@@ -62,10 +65,14 @@ def check_deployable(model: Any) -> None:
 
 
 def quant_to_ir(qnet: Any) -> Network:
-    """Read the integer network out of a ``QuantLoihiNet`` (exactly what its forward computes)."""
+    """Read the integer network out of a ``QuantLoihiNet`` or ``QuantSdnnNet`` (exactly what its forward computes)."""
     import torch
 
     from neuromoco.quant.layers import QuantBlock, QuantFlatten
+    from neuromoco.quant.sdnn import QuantSdnnNet
+
+    if isinstance(qnet, QuantSdnnNet):
+        return sdnn_quant_to_ir(qnet)
 
     layers: list[Layer] = []
     shape: tuple[int, ...] = tuple(int(s) for s in qnet.input_shape)
@@ -95,11 +102,52 @@ def quant_to_ir(qnet: Any) -> Network:
     return Network(tuple(layers), tuple(int(s) for s in qnet.input_shape))
 
 
+def sdnn_quant_to_ir(qnet: Any) -> Network:
+    """Read the sigma-delta network out of a ``QuantSdnnNet``: a Delta input layer, ``SigmaDelta``
+    conv and dense layers, a ``Sigma`` read-out (``spike_exp = state_exp = 6``, netx's positions)."""
+    import torch
+
+    from neuromoco.quant.layers import QuantFlatten
+    from neuromoco.quant.sdnn import SPIKE_EXP, STATE_EXP, QuantSdnnBlock
+
+    def neuron(v_th_mant: int, sigma_output: bool = False) -> SigmaDeltaNeuron:
+        return SigmaDeltaNeuron(np.int32(v_th_mant), spike_exp=SPIKE_EXP, state_exp=STATE_EXP,
+                                sigma_output=sigma_output)
+
+    shape: tuple[int, ...] = tuple(int(s) for s in qnet.input_shape)
+    layers: list[Layer] = [InputLayer("input", shape, neuron(qnet.input_v_th_mant))]
+    out: tuple[int, ...]
+    with torch.no_grad():
+        for i, block in enumerate(qnet.blocks):
+            if isinstance(block, QuantFlatten):
+                shape = (int(np.prod(shape)),)
+                layers.append(Flatten(f"flatten{i}", shape))
+                continue
+            if not isinstance(block, QuantSdnnBlock):
+                raise TargetLimitError(f"block #{i} ({type(block).__name__}) has no sigma-delta lowering")
+            w = block.int_weight().cpu().numpy().astype(np.int32)
+            b_t = block.int_bias()
+            b = None if b_t is None else b_t.cpu().numpy().astype(np.int32)
+            bias = b if b is not None and np.any(b) else None
+            sd = neuron(block.v_th_mant, block.sigma_output)
+            if block.kind == "conv":
+                kernel_hw = (int(w.shape[2]), int(w.shape[3]))
+                hw = conv_output_hw((shape[1], shape[2]), kernel_hw, block.stride, block.padding, block.dilation)
+                out = (int(w.shape[0]), *hw)
+                layers.append(Conv(f"conv{i}", out, w, block.stride, block.padding, block.dilation,
+                                   int(block.groups), bias, sd))
+            else:
+                out = (int(w.shape[0]),)
+                layers.append(Dense(f"dense{i}", out, w, bias, sd))
+            shape = out
+    return Network(tuple(layers), tuple(int(s) for s in qnet.input_shape))
+
+
 def lower(model: Any, input_shape: tuple[int, int, int]) -> Network:
     """The integer IR of a trained model.
 
     Args:
-        model: a float ``LoihiNet`` or a ``QuantLoihiNet``.
+        model: a float ``LoihiNet`` or ``LoihiSdnn``, or a ``QuantLoihiNet`` or ``QuantSdnnNet``.
         input_shape: (C, H, W) of one frame.
 
     Raises:
@@ -107,7 +155,8 @@ def lower(model: Any, input_shape: tuple[int, int, int]) -> Network:
     """
     from neuromoco.quant.convert import to_quant
     from neuromoco.quant.layers import QuantLoihiNet
+    from neuromoco.quant.sdnn import QuantSdnnNet
 
     check_deployable(model)
-    qnet = model if isinstance(model, QuantLoihiNet) else to_quant(model, input_shape)
+    qnet = model if isinstance(model, (QuantLoihiNet, QuantSdnnNet)) else to_quant(model, input_shape)
     return quant_to_ir(qnet)

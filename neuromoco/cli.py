@@ -110,9 +110,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The whole chain on ndigits: pre-train, fine-tune, QAT, export, validate, energy, one summary table."""
+    import dataclasses
+
     from neuromoco.pipeline.demo import DemoConfig, run_demo
 
     demo = DemoConfig().quick() if args.quick else DemoConfig()
+    if args.model is not None:
+        demo = dataclasses.replace(demo, model=args.model)
     return run_demo(Path(args.out), demo)
 
 
@@ -177,6 +181,9 @@ def _add_builtin(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("demo", help="the whole chain on the built-in data")
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--quick", action="store_true", help="one epoch per stage (a smoke run)")
+    p.add_argument("--model", choices=("loihinet_s", "loihinet_m", "loihinet_sdnn_s"), default=None,
+                   help="the deployable backbone: loihinet_* (CUBA-LIF, binary spikes) or loihinet_sdnn_s "
+                        "(sigma-delta, graded spikes; trains from scratch, no pre-training)")
     p.set_defaults(func=_cmd_demo)
 
 

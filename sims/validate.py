@@ -3,7 +3,10 @@
 Runs the float model, the QAT model and the exported netx file (native
 simulator on all samples, Lava on a few) and compares them: top-1 accuracy of
 each, top-1 agreement, and per layer the correlation of spike counts and the
-mean absolute firing-rate difference. The native simulator must equal Lava on
+mean absolute firing-rate difference. Sigma-delta networks (``loihinet_sdnn``)
+send graded messages: their per-layer figures compare activations in float units
+(the running sum of a layer's messages over its message scale) with the float
+model's, and their class scores are the Sigma read-out summed over the run. The native simulator must equal Lava on
 every sample it is compared on, spike for spike: the report names the first
 layer and step that differ, and ``nmoco validate`` fails on it (``nmoco demo``
 exits with 1).
@@ -72,6 +75,40 @@ def _corr(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
     if a.size < 2 or a.std() == 0 or b.std() == 0:
         return float("nan") if (a.std() == 0) != (b.std() == 0) else 1.0
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def float_layer_activity(model: Any, frames: Any) -> list[npt.NDArray[np.float64]]:
+    """Per IR layer activations of a float ``LoihiSdnn`` summed over its ``T + L`` steps: (B, *shape) each.
+
+    The input layer first (the input as its Delta encoder reconstructs it), then every block
+    (flatten included); the last is the read-out, whose argmax is the float prediction.
+    """
+    import torch
+
+    from neuromoco.models.loihinet_sdnn import delta_reconstruction
+
+    sums: list[npt.NDArray[np.float64]] = []
+    with torch.no_grad():
+        r = delta_reconstruction(model.input_code(frames) / model.spec.input_scale, model.spec.input_threshold)
+        sums.append(r.sum(0).double().numpy())
+        for block in model.blocks:
+            r = block(r)
+            sums.append(r.sum(0).double().numpy())
+    return sums
+
+
+def fixed_layer_activity(units: list[tuple[float, bool]], messages: list[npt.NDArray[Any]]) -> list[npt.NDArray[np.float64]]:
+    """The simulator's counterpart of :func:`float_layer_activity` from its graded messages.
+
+    Args:
+        units: Per layer (integer units per float unit, messages are changes), ``QuantSdnnNet.layer_units()``.
+        messages: Per layer (B, steps, *shape) int32 messages.
+    """
+    out: list[npt.NDArray[np.float64]] = []
+    for (scale, cumulative), m in zip(units, messages):
+        values = np.cumsum(m, axis=1, dtype=np.float64) if cumulative else m.astype(np.float64)
+        out.append(values.sum(axis=1) / scale)
+    return out
 
 
 def float_layer_spikes(model: Any, frames: Any) -> list[npt.NDArray[np.float64]]:
@@ -200,6 +237,7 @@ def load_validation(run: str | Path, samples: int | None = None, out_dir: str | 
     from neuromoco.pipeline.runs import float_init, float_reference, load_run
     from neuromoco.quant.convert import to_quant
     from neuromoco.quant.layers import QuantLoihiNet
+    from neuromoco.quant.sdnn import QuantSdnnNet
 
     model, info = load_run(run)
     input_shape = tuple(int(s) for s in info["input_shape"])
@@ -215,7 +253,7 @@ def load_validation(run: str | Path, samples: int | None = None, out_dir: str | 
     except NmocoError as exc:
         warnings.warn(f"float reference {float_init(info)} not loadable ({exc}); float columns are left out",
                       stacklevel=3)
-    qmodel = model if isinstance(model, QuantLoihiNet) else to_quant(model, input_shape)
+    qmodel = model if isinstance(model, (QuantLoihiNet, QuantSdnnNet)) else to_quant(model, input_shape)
     qmodel.eval()
     net: Network = quant_to_ir(qmodel)
     folder = Path(out_dir) if out_dir is not None else Path(run if Path(run).is_dir() else Path(run).parent) / "validate"
@@ -264,6 +302,7 @@ def _run_batches(inputs: ValidationInputs, batch_size: int, progress: bool) -> V
     from sims.native import simulate
 
     qmodel, float_model, n = inputs.qmodel, inputs.float_model, inputs.samples
+    graded = inputs.net.family == "SDNN"
     runs = ValidationRuns(labels=np.zeros(n, dtype=np.int64), preds={"float": [], "qat": [], "native": []},
                           timings_s={"float": 0.0, "qat": 0.0, "native": 0.0, "lava": 0.0})
     bar = tqdm(total=n, desc="validate", disable=not progress, leave=False)
@@ -273,7 +312,7 @@ def _run_batches(inputs: ValidationInputs, batch_size: int, progress: bool) -> V
         runs.labels[start : start + len(items)] = [int(y) for _, y in items]
         if float_model is not None:
             t0 = time.perf_counter()
-            counts = float_layer_spikes(float_model, frames)
+            counts = (float_layer_activity if graded else float_layer_spikes)(float_model, frames)
             runs.timings_s["float"] += time.perf_counter() - t0
             runs.float_counts.append(counts)
             runs.preds["float"] += counts[-1].argmax(1).tolist()
@@ -282,7 +321,8 @@ def _run_batches(inputs: ValidationInputs, batch_size: int, progress: bool) -> V
             q_layers = qmodel.run_layers(frames)
         runs.timings_s["qat"] += time.perf_counter() - t0
         runs.preds["qat"] += readout_logits(qmodel, q_layers[-1][0]).argmax(1).tolist()
-        # What the chip receives: the frames, or the binary code of a static image (latency coding).
+        # What the chip receives: the frames, or the binary code of a static image (latency coding), or the
+        # graded integers of a sigma-delta network's input layer.
         binary = qmodel.input_spikes(frames).transpose(0, 1).numpy().astype(np.int32)  # (B, T, C, H, W)
         # The simulator runs T input steps plus one step of synaptic delay per layer, so the last input
         # reaches the output.
@@ -290,14 +330,16 @@ def _run_batches(inputs: ValidationInputs, batch_size: int, progress: bool) -> V
         result = simulate(inputs.net, binary, runs.steps)
         runs.timings_s["native"] += result.wall_s
         runs.preds["native"] += result.out_spikes.sum(axis=1).argmax(axis=1).tolist()
-        runs.fixed_counts.append([s.sum(axis=1).astype(np.float64) for s in result.spikes])
+        runs.fixed_counts.append(fixed_layer_activity(qmodel.layer_units(), result.spikes) if graded
+                                 else [s.sum(axis=1).astype(np.float64) for s in result.spikes])
         runs.spike_counts.append(result.layer_spike_counts)
         runs.synops.append(result.synops)
         for i, (s, _, _) in enumerate(q_layers):
-            if not np.array_equal(s.transpose(0, 1).numpy().astype(bool), result.spikes[i]):
+            qat = s.detach().transpose(0, 1).numpy()
+            if not np.array_equal(qat.astype(np.int64) if graded else qat.astype(bool), result.spikes[i]):
                 runs.qat_equal = False
         if not runs.raster:
-            runs.raster = [s[0] for s in result.spikes]
+            runs.raster = [s[0] != 0 for s in result.spikes]  # graded: where a message was sent
         bar.update(len(items))
     bar.close()
     return runs

@@ -15,6 +15,7 @@ from neuromoco.models.adaptive import make_adaptive
 from neuromoco.models.base import SpikingBackbone
 from neuromoco.models.encoding import ENCODINGS, build_encoder, encoded_channels
 from neuromoco.models.loihinet import LOIHINET_SPECS, LoihiNet
+from neuromoco.models.loihinet_sdnn import SDNN_SPECS, LoihiSdnn
 from neuromoco.models.neuron import check_cuba_params
 from neuromoco.models.sew_resnet import SEWResNet18
 from neuromoco.models.spikformer import Spikformer
@@ -35,7 +36,7 @@ class ModelConfig:
         current_decay: loihinet CUBA-LIF current decay, a multiple of 1/4096 (4096/4096: memoryless current).
         voltage_decay: loihinet CUBA-LIF voltage decay, a multiple of 1/4096 (128/4096: nearly integrating).
         threshold: loihinet CUBA-LIF threshold, a multiple of 1/64.
-        batch_norm: loihinet puts a foldable batch-norm after each conv and its dense feature layer.
+        batch_norm: loihinet and loihinet_sdnn put a foldable batch-norm after each conv and their dense feature layer.
         hw_timing: loihinet trains with Loihi's one-step synaptic delay per layer (lava-dl's
             ``delay_shift``; :mod:`neuromoco.models.loihinet`): ``forward`` then runs ``T + L``
             steps, the chip's run. Checkpoints written before this field existed load with False.
@@ -101,6 +102,13 @@ def _loihinet(name: str) -> Builder:
     return build
 
 
+def _loihinet_sdnn(name: str) -> Builder:
+    def build(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
+        return LoihiSdnn(SDNN_SPECS[name], input_shape, num_classes, cfg.batch_norm)
+
+    return build
+
+
 def _sew_resnet18(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
     return SEWResNet18(input_shape, num_classes, cfg.lif_tau, cfg.surrogate_alpha)
 
@@ -113,6 +121,7 @@ def _spikformer_2_256(cfg: ModelConfig, input_shape: tuple[int, int, int], num_c
 MODELS: dict[str, Builder] = {
     "loihinet_s": _loihinet("loihinet_s"),
     "loihinet_m": _loihinet("loihinet_m"),
+    "loihinet_sdnn_s": _loihinet_sdnn("loihinet_sdnn_s"),
     "sew_resnet18": _sew_resnet18,
     "spikformer_2_256": _spikformer_2_256,
 }
@@ -145,7 +154,7 @@ def build_model(
         The backbone, in train mode, on the CPU.
 
     Raises:
-        ConfigError: Unknown name, a bad shape, or ``adaptive`` without ``time_steps``.
+        ConfigError: Unknown name, a bad shape, ``adaptive`` without ``time_steps`` or with a sigma-delta model.
     """
     if len(input_shape) != 3 or min(input_shape) <= 0 or num_classes <= 0:
         raise ConfigError(f"[model] {cfg.name}: bad input_shape {input_shape!r} or num_classes {num_classes!r}")
@@ -153,6 +162,9 @@ def build_model(
     backbone_shape = (encoded_channels(cfg.encoding, channels), height, width)
     model = MODELS[cfg.name](cfg, backbone_shape, int(num_classes))
     if cfg.neuron == "adaptive":
+        if isinstance(model, LoihiSdnn):
+            raise ConfigError(f"[model] neuron='adaptive' swaps spiking LIF neurons, but {cfg.name} has ReLU "
+                              "sigma-delta neurons; use neuron='lif' (the family's own neurons)")
         if time_steps is None or int(time_steps) < 1:
             raise ConfigError(f"[model] neuron='adaptive' needs the number of time steps (got time_steps={time_steps!r})")
         # In hardware timing the deepest neurons run ``latency`` steps more than the input has.

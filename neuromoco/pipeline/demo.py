@@ -1,7 +1,9 @@
 """``run_demo``: the whole chain on the built-in data, as ``nmoco demo`` runs it.
 
 Pre-train, fine-tune, QAT, export (netx, ONNX, NIR), validate (float, QAT,
-native, Lava), energy, and one summary table.
+native, Lava), energy, and one summary table. With a sigma-delta model
+(``nmoco demo --model loihinet_sdnn_s``) the chain trains from scratch on graded
+frames (event counts) instead of pre-training, and exports the netx file only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 #: The training stages of the demo, in order; each starts from the one before.
 STAGES = ("pretrain", "finetune", "qat")
+#: The stages of a sigma-delta demo: supervised training from scratch, then QAT.
+SDNN_STAGES = ("finetune", "qat")
 
 #: The recipes in configs/ (one per stage) that the demo follows, overriding only what DemoConfig sets.
 RECIPES = Path(__file__).resolve().parents[2] / "configs"
@@ -33,13 +37,33 @@ class DemoConfig:
 
     data: str = "ndigits"
     model: str = "loihinet_s"
-    frame_mode: str = "binary"  # Loihi receives binary spikes: train on what the chip will see
+    # Loihi receives what the chip will see: binary spikes (CUBA-LIF), or graded event counts into a
+    # sigma-delta network's Delta input layer.
+    frame_mode: str = "binary"
+    sdnn_frame_mode: str = "count"
     pretrain_epochs: int = 5
     finetune_epochs: int = 6
     qat_epochs: int = 3
     lava_samples: int = 3
     target: str = "loihi2"
     seed: int = 0
+
+    @property
+    def sigma_delta(self) -> bool:
+        """Whether the model is a sigma-delta (``loihinet_sdnn``) network."""
+        from neuromoco.models.loihinet_sdnn import SDNN_SPECS
+
+        return self.model in SDNN_SPECS
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The training stages this demo runs: :data:`SDNN_STAGES` for a sigma-delta model, else :data:`STAGES`."""
+        return SDNN_STAGES if self.sigma_delta else STAGES
+
+    @property
+    def frames(self) -> str:
+        """The ``[data] frame_mode`` the model trains on."""
+        return self.sdnn_frame_mode if self.sigma_delta else self.frame_mode
 
     def quick(self) -> DemoConfig:
         """One epoch per stage and one Lava sample: a smoke run of the whole chain."""
@@ -71,30 +95,34 @@ def run_demo(out: Path, demo: DemoConfig | None = None) -> int:
     clock = time.perf_counter()
     summaries = {}
     init: Path | None = None
-    for i, stage in enumerate(STAGES, start=1):
-        print(f"[{i}/6] {stage}: {demo.model} on {demo.data}, {demo.epochs(stage)} epoch(s)", flush=True)
+    total = len(demo.stages) + 3
+    for i, stage in enumerate(demo.stages, start=1):
+        print(f"[{i}/{total}] {stage}: {demo.model} on {demo.data}, {demo.epochs(stage)} epoch(s)", flush=True)
         summaries[stage] = demo_stage(demo, out, stage, init)
         init = out / stage
 
-    print("[4/6] export for loihi2: netx, ONNX, NIR", flush=True)
+    step = len(demo.stages) + 1
+    files = "netx" if demo.sigma_delta else "netx, ONNX, NIR"
+    print(f"[{step}/{total}] export for {demo.target}: {files}", flush=True)
     export_dir = out / "export"
     export_dir.mkdir(exist_ok=True)
     exported = _export(demo, out / "qat", export_dir)
 
-    print(f"[5/6] validate: float, QAT, native on the whole test split, Lava on {demo.lava_samples}", flush=True)
+    print(f"[{step + 1}/{total}] validate: float, QAT, native on the whole test split, Lava on {demo.lava_samples}",
+          flush=True)
     report = validate(out / "qat", lava_samples=demo.lava_samples, out_dir=export_dir / "validate")
     plots = write_plots(report, out)
     write_markdown(report, out, plots, f"nmoco demo ({demo.model} on {demo.data})")
 
-    print("[6/6] summary", flush=True)
-    rows = summary_rows(summaries["pretrain"], report, exported)
+    print(f"[{total}/{total}] summary", flush=True)
+    rows = summary_rows(summaries.get("pretrain"), report, exported, summaries.get("finetune"))
     rows.append(("wall time", f"{time.perf_counter() - clock:.0f} s"))
     width = max(len(r[0]) for r in rows) + 2
     print("-" * (width + 40))
     for label, value in rows:
         print(f"{label:<{width}}{value}")
     print("-" * (width + 40))
-    print(f"report: {out / 'report.md'}; runs: {out}/pretrain, finetune, qat; exports: {export_dir}")
+    print(f"report: {out / 'report.md'}; runs: {', '.join(f'{out}/{s}' for s in demo.stages)}; exports: {export_dir}")
     return 0 if report.lava_equals_native is not False and report.qat_equals_native else 1
 
 
@@ -113,7 +141,7 @@ def _prepare_out(out: Path) -> None:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
     check_writable(out / "report.md", "--out")
-    for stage in STAGES:
+    for stage in STAGES:  # every stage any demo writes (SDNN_STAGES is a subset)
         if (out / stage).exists():
             shutil.rmtree(out / stage)  # a demo run starts fresh; --out elsewhere keeps earlier runs
 
@@ -132,7 +160,7 @@ def demo_stage(demo: DemoConfig, out: Path, stage: str, init: Path | None) -> di
 
     recipe = RECIPES / f"{demo.data}_{demo.model}_{stage}.toml"
     settings: dict[str, dict[str, Any]] = {
-        "data": {"name": demo.data, "frame_mode": demo.frame_mode},
+        "data": {"name": demo.data, "frame_mode": demo.frames},
         "model": {"name": demo.model},
         "train": {"stage": stage, "epochs": demo.epochs(stage), "out": str(out / stage), "init": str(init or ""),
                   "seed": demo.seed, "tensorboard": False},
@@ -145,17 +173,27 @@ def demo_stage(demo: DemoConfig, out: Path, stage: str, init: Path | None) -> di
 def _export(demo: DemoConfig, run: Path, export_dir: Path) -> ExportResult:
     from neuromoco.pipeline.deploy import ExportOutputs, export_run
 
-    outputs = ExportOutputs(netx=export_dir / "model.net", onnx=export_dir / "model.onnx",
-                            nir=export_dir / "model.nir")
+    if demo.sigma_delta:  # the ONNX and NIR writers know CUBA-LIF networks only
+        outputs = ExportOutputs(netx=export_dir / "model.net")
+    else:
+        outputs = ExportOutputs(netx=export_dir / "model.net", onnx=export_dir / "model.onnx",
+                                nir=export_dir / "model.nir")
     return export_run(run, demo.target, outputs)
 
 
-def summary_rows(pretrain: dict[str, Any], report: ValidationReport, exported: ExportResult) -> list[tuple[str, str]]:
-    """The demo's summary table (wall time aside): pre-training, top-1 of each stage, agreement, energy, cores."""
+def summary_rows(pretrain: dict[str, Any] | None, report: ValidationReport, exported: ExportResult,
+                 finetune: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """The demo's summary table (wall time aside): pre-training (or the float training of a demo
+    without it), top-1 of each stage, agreement, energy, cores."""
     acc = report.accuracy
-    rows = [
-        ("pre-training (MixInfoNCE)", f"{pretrain['train_time_s']:.0f} s, final loss "
-                                      f"{pretrain['final'].get('loss', float('nan')):.3f}"),
+    rows = []
+    if pretrain is not None:
+        rows.append(("pre-training (MixInfoNCE)", f"{pretrain['train_time_s']:.0f} s, final loss "
+                                                  f"{pretrain['final'].get('loss', float('nan')):.3f}"))
+    elif finetune is not None:
+        rows.append(("float training (from scratch)", f"{finetune['train_time_s']:.0f} s, final loss "
+                                                      f"{finetune['final'].get('loss', float('nan')):.3f}"))
+    rows += [
         ("top-1 float (fine-tuned)", f"{100 * acc.get('float', float('nan')):.2f} %"),
         ("top-1 QAT", f"{100 * acc['qat']:.2f} %"),
         ("top-1 native (exported netx)", f"{100 * acc['native']:.2f} %  ({report.samples} test samples)"),

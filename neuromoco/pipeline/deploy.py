@@ -97,7 +97,7 @@ def export_run(run: str | Path, target: str, outputs: ExportOutputs) -> ExportRe
     input_shape = cast("tuple[int, int, int]", tuple(int(s) for s in info["input_shape"]))
     float_model = _onnx_model(model, info) if outputs.onnx else model
     net = lower(model, input_shape)
-    input_encoding = _input_encoding(info)
+    input_encoding = _input_encoding(info, net.family)
     check_network(net, hw)
     resources = estimate_resources(net, hw)
     # The checkpoint's n_time_bins (the data's T) is the sidecar's "time_steps": the key predates the
@@ -114,8 +114,7 @@ def export_run(run: str | Path, target: str, outputs: ExportOutputs) -> ExportRe
         "input_shape": list(input_shape),
         "input_encoding": input_encoding,
         "class_names": _class_names(info),
-        "readout": (f"argmax of output spike counts over {n_time_bins} input steps + {latency} steps of "
-                    "synaptic latency"),
+        "readout": _readout(net.family, n_time_bins, latency),
         "target": hw.name,
         "resources": resources.to_dict(),
     }
@@ -171,7 +170,15 @@ def _onnx_model(model: Any, info: dict[str, Any]) -> Any:
     return float_model
 
 
-def _input_encoding(info: dict[str, Any]) -> str:
+def _readout(family: str, n_time_bins: int, latency: int) -> str:
+    """How the class is read from the exported network's output, for the sidecar."""
+    steps = f"over {n_time_bins} input steps + {latency} steps of synaptic latency"
+    if family == "SDNN":
+        return f"argmax of the Sigma read-out's messages (its sigma) summed {steps}"
+    return f"argmax of output spike counts {steps}"
+
+
+def _input_encoding(info: dict[str, Any], family: str = "CUBA") -> str:
     """What the exported network's input port receives, for the sidecar.
 
     Raises:
@@ -183,6 +190,13 @@ def _input_encoding(info: dict[str, Any]) -> str:
 
     data_cfg = info.get("data_cfg")
     encoding = str((info.get("model_cfg") or {}).get("encoding", "direct"))
+    if family == "SDNN":
+        from neuromoco.models.loihinet_sdnn import SDNN_SPECS
+
+        spec = SDNN_SPECS.get(str(info.get("model_name")))
+        scale = f"{spec.input_scale:g}" if spec is not None else "input_scale"
+        return (f"graded integers round(frame * {scale}), one frame per step, into the Delta input layer "
+                "(act = x << (spike_exp + state_exp))")
     if isinstance(data_cfg, dict) and is_static(str(data_cfg.get("name", ""))) and encoding == "direct":
         raise TargetLimitError(
             f"{info['path']}: input coding 'direct' feeds the analog image of dataset {data_cfg['name']!r} at every "

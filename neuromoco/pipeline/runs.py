@@ -47,8 +47,9 @@ def float_reference(model: SpikingBackbone, info: dict[str, Any]) -> SpikingBack
         ConfigError: The ``init`` run has no readable checkpoint.
     """
     from neuromoco.quant.layers import QuantLoihiNet
+    from neuromoco.quant.sdnn import QuantSdnnNet
 
-    if not isinstance(model, QuantLoihiNet):
+    if not isinstance(model, (QuantLoihiNet, QuantSdnnNet)):
         return model
     init = float_init(info)
     return load_run(init)[0] if init else None

@@ -24,6 +24,7 @@ from torch import nn
 from hw_targets import constants as C
 from hw_targets.errors import TargetLimitError
 from neuromoco.quant.layers import WEIGHT_LIMIT, QuantBlock, QuantFlatten, QuantLoihiNet
+from neuromoco.quant.sdnn import QuantSdnnNet, to_quant_sdnn
 
 
 def fold_batch_norm(
@@ -53,8 +54,9 @@ def layer_scale(weight: torch.Tensor, threshold: float, bias: torch.Tensor | Non
     return q
 
 
-def to_quant(model: nn.Module, input_shape: Sequence[int], hw_timing: bool = True) -> QuantLoihiNet:
-    """The QAT twin of a float ``LoihiNet`` (from ``neuromoco.models.loihinet``).
+def to_quant(model: nn.Module, input_shape: Sequence[int], hw_timing: bool = True) -> QuantLoihiNet | QuantSdnnNet:
+    """The QAT twin of a float ``LoihiNet`` (from ``neuromoco.models.loihinet``), or of a ``LoihiSdnn``
+    (:func:`neuromoco.quant.sdnn.to_quant_sdnn`, always in hardware timing).
 
     Args:
         model: the trained float model (eval-mode batch-norm statistics are folded).
@@ -65,8 +67,11 @@ def to_quant(model: nn.Module, input_shape: Sequence[int], hw_timing: bool = Tru
         TargetLimitError: if the model is not a sequential conv/dense CUBA-LIF network.
     """
     from neuromoco.models.loihinet import Flatten, LoihiBlock, LoihiNet
+    from neuromoco.models.loihinet_sdnn import LoihiSdnn
     from neuromoco.models.neuron import CubaLIFNode
 
+    if isinstance(model, LoihiSdnn):
+        return to_quant_sdnn(model, input_shape)
     if not isinstance(model, LoihiNet):
         raise TargetLimitError(
             f"QAT for Loihi needs a loihinet model; got {type(model).__name__}. "

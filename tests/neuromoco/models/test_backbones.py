@@ -7,10 +7,12 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
+from export.lower import check_deployable
 from hw_targets.errors import ConfigError
 from neuromoco.models import CubaLIFNode, ModelConfig, build_model, list_models, readout_logits
 from neuromoco.models.base import READOUTS
 from neuromoco.models.loihinet import Flatten, LoihiBlock, LoihiNet
+from neuromoco.models.loihinet_sdnn import SDNN_SPECS, LoihiSdnn, SdnnBlock
 
 T, B, NUM_CLASSES = 2, 2, 10
 INPUT_SHAPE = (2, 34, 34)
@@ -51,7 +53,7 @@ def test_contract(name, frames):
     assert {id(p) for p in model.classifier.parameters()}.isdisjoint({id(p) for p in model.backbone_parameters()})
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n.startswith("loihinet")])
+@pytest.mark.parametrize("name", [n for n in list_models() if n.startswith("loihinet") and n not in SDNN_SPECS])
 def test_loihinet_is_deployable(name):
     model = build_model(ModelConfig(name=name), INPUT_SHAPE, NUM_CLASSES)
     assert isinstance(model, LoihiNet)
@@ -67,6 +69,24 @@ def test_loihinet_is_deployable(name):
     pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     assert not any(isinstance(m, pooling) for m in model.modules())
     assert model.classifier is model.blocks[-1] and model.classifier.norm is None
+
+
+@pytest.mark.parametrize("name", sorted(SDNN_SPECS))
+def test_loihinet_sdnn_is_deployable(name):
+    model = build_model(ModelConfig(name=name), INPUT_SHAPE, NUM_CLASSES)
+    assert isinstance(model, LoihiSdnn)
+    for block in model.blocks:
+        assert isinstance(block, (SdnnBlock, Flatten))
+        if isinstance(block, SdnnBlock):
+            assert isinstance(block.synapse, (nn.Conv2d, nn.Linear))
+            norm = nn.BatchNorm2d if isinstance(block.synapse, nn.Conv2d) else nn.BatchNorm1d
+            assert block.norm is None or isinstance(block.norm, norm)
+    pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    assert not any(isinstance(m, pooling) for m in model.modules())
+    # The read-out is Lava's Sigma: no norm, no bias, no ReLU.
+    head = model.classifier
+    assert head is model.blocks[-1] and head.sigma_output and head.norm is None and head.synapse.bias is None
+    check_deployable(model)
 
 
 def test_neuron_settings_reach_every_loihinet_neuron():

@@ -97,7 +97,8 @@ def simulate_file(model: str | Path, spikes_file: str | Path, out: str | Path, o
     if table is not None:
         from sims.energy import estimate_energy
 
-        report = estimate_energy(net, result.layer_spike_counts, result.synops, result.out_spikes.shape[1], table)
+        report = estimate_energy(net, result.layer_spike_counts, result.synops, result.out_spikes.shape[1], table,
+                                 messages=result.spikes if result.graded else None)
         extra = {"energy_uj_per_layer": np.array([layer.total_uj for layer in report.layers]),
                  "energy_uj_total": np.array(report.total_uj)}
     result.to_npz(out, extra)
@@ -120,7 +121,8 @@ def _run(model: str | Path, net: Any, spikes: Any, options: SimulateOptions) -> 
 def _print_summary(result: SimResult, backend: str, report: EnergyReport | None) -> None:
     counts = result.layer_spike_counts
     print(f"{backend}: {counts.shape[0]} sample(s) x {result.out_spikes.shape[1]} steps in {result.wall_s:.3f} s")
-    print(f"{'layer':<12}{'shape':>18}{'spikes/sample':>16}{'synops/sample':>16}")
+    unit = "messages/sample" if result.graded else "spikes/sample"
+    print(f"{'layer':<12}{'shape':>18}{unit:>16}{'synops/sample':>16}")
     for i, name in enumerate(result.layer_names):
         shape = "x".join(str(s) for s in result.spikes[i].shape[2:])
         print(f"{name:<12}{shape:>18}{counts[:, i].mean():>16.1f}{result.synops[:, i].mean():>16.1f}")

@@ -14,8 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer, Layer, Network, SigmaDeltaNeuron, conv_output_hw
+from export.ir import (
+    Conv,
+    CubaNeuron,
+    Dense,
+    Flatten,
+    InputLayer,
+    Layer,
+    Network,
+    Neuron,
+    SigmaDeltaNeuron,
+    conv_output_hw,
+)
 from hw_targets.errors import TargetLimitError
 
 
@@ -76,7 +88,6 @@ def quant_to_ir(qnet: Any) -> Network:
 
     layers: list[Layer] = []
     shape: tuple[int, ...] = tuple(int(s) for s in qnet.input_shape)
-    out: tuple[int, ...]
     with torch.no_grad():
         for i, block in enumerate(qnet.blocks):
             if isinstance(block, QuantFlatten):
@@ -89,17 +100,20 @@ def quant_to_ir(qnet: Any) -> Network:
             b = block.int_bias().cpu().numpy().astype(np.int32)
             neuron = CubaNeuron(np.int32(block.i_decay), np.int32(block.v_decay), np.int32(block.v_th_mant))
             bias = b if np.any(b) else None
-            if block.kind == "conv":
-                kernel_hw = (int(w.shape[2]), int(w.shape[3]))
-                hw = conv_output_hw((shape[1], shape[2]), kernel_hw, block.stride, block.padding, block.dilation)
-                out = (int(w.shape[0]), *hw)
-                layers.append(Conv(f"conv{i}", out, w, block.stride, block.padding, block.dilation,
-                                   int(block.groups), bias, neuron))
-            else:
-                out = (int(w.shape[0]),)
-                layers.append(Dense(f"dense{i}", out, w, bias, neuron))
-            shape = out
+            layers.append(_synapse_layer(i, block, w, bias, neuron, shape))
+            shape = layers[-1].out_shape
     return Network(tuple(layers), tuple(int(s) for s in qnet.input_shape))
+
+
+def _synapse_layer(i: int, block: Any, w: npt.NDArray[np.int32], bias: npt.NDArray[np.int32] | None,
+                   neuron: Neuron, shape: tuple[int, ...]) -> Layer:
+    """The conv or dense IR layer of QAT block #i (either neuron family) fed by ``shape``."""
+    if block.kind == "conv":
+        kernel_hw = (int(w.shape[2]), int(w.shape[3]))
+        hw = conv_output_hw((shape[1], shape[2]), kernel_hw, block.stride, block.padding, block.dilation)
+        return Conv(f"conv{i}", (int(w.shape[0]), *hw), w, block.stride, block.padding, block.dilation,
+                    int(block.groups), bias, neuron)
+    return Dense(f"dense{i}", (int(w.shape[0]),), w, bias, neuron)
 
 
 def sdnn_quant_to_ir(qnet: Any) -> Network:
@@ -116,7 +130,6 @@ def sdnn_quant_to_ir(qnet: Any) -> Network:
 
     shape: tuple[int, ...] = tuple(int(s) for s in qnet.input_shape)
     layers: list[Layer] = [InputLayer("input", shape, neuron(qnet.input_v_th_mant))]
-    out: tuple[int, ...]
     with torch.no_grad():
         for i, block in enumerate(qnet.blocks):
             if isinstance(block, QuantFlatten):
@@ -130,16 +143,8 @@ def sdnn_quant_to_ir(qnet: Any) -> Network:
             b = None if b_t is None else b_t.cpu().numpy().astype(np.int32)
             bias = b if b is not None and np.any(b) else None
             sd = neuron(block.v_th_mant, block.sigma_output)
-            if block.kind == "conv":
-                kernel_hw = (int(w.shape[2]), int(w.shape[3]))
-                hw = conv_output_hw((shape[1], shape[2]), kernel_hw, block.stride, block.padding, block.dilation)
-                out = (int(w.shape[0]), *hw)
-                layers.append(Conv(f"conv{i}", out, w, block.stride, block.padding, block.dilation,
-                                   int(block.groups), bias, sd))
-            else:
-                out = (int(w.shape[0]),)
-                layers.append(Dense(f"dense{i}", out, w, bias, sd))
-            shape = out
+            layers.append(_synapse_layer(i, block, w, bias, sd, shape))
+            shape = layers[-1].out_shape
     return Network(tuple(layers), tuple(int(s) for s in qnet.input_shape))
 
 

@@ -36,7 +36,7 @@ from export.ir import (
     SigmaDeltaNeuron,
     default_dense_neuron,
 )
-from export.netx_dense import netx_dense_synapse
+from export.netx_dense import DenseSynapse, netx_dense_synapse
 from hw_targets import constants as C
 from hw_targets.errors import SimulationError
 from sims.cache import SIM_CACHE
@@ -132,7 +132,13 @@ def _plan_conv(layer: Conv, in_shape: tuple[int, ...], n_parts: int) -> _ConvPla
     return SIM_CACHE.plan(layer, ("conv", in_shape, n_parts), lambda: _build_conv_plan(layer, in_shape, n_parts))
 
 
-def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
+def dense_synapse(layer: Dense, where: str) -> DenseSynapse:
+    """The weights Lava's netx loader delivers for ``layer`` (both neuron families), with a warning
+    where they differ from the file's.
+
+    Raises:
+        SimulationError: an all-zero matrix (netx's loader crashes on it).
+    """
     try:
         syn = netx_dense_synapse(layer.weight)
     except ValueError as exc:
@@ -141,8 +147,13 @@ def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
         warnings.warn(
             f"{where}: Lava's netx loader does not deliver these weights exactly (all weights <= 0, or "
             "outside netx's 8-bit range; reference section 6.1). The simulation reproduces what Lava does.",
-            stacklevel=6,
+            stacklevel=7,
         )
+    return syn
+
+
+def _build_dense_plan(layer: Dense, where: str) -> _DensePlan:
+    syn = dense_synapse(layer, where)
     eff = syn.weight_eff
     delays_arr = np.zeros(eff.shape, dtype=np.int64) if layer.delay is None else np.asarray(layer.delay, dtype=np.int64)
     delays = np.unique(delays_arr).astype(np.int64)

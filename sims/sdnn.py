@@ -14,7 +14,6 @@ names.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,12 +21,11 @@ import numpy as np
 import numpy.typing as npt
 
 from export.ir import Conv, Dense, InputLayer, Layer, Network, SigmaDeltaNeuron, sdnn_role
-from export.netx_dense import netx_dense_synapse
 from hw_targets.errors import SimulationError
 from sims.cache import SIM_CACHE
 from sims.counts import dense_fanout
 from sims.jit_kernels import expand_param, split_run
-from sims.native import ConvBands, conv_bands, parts
+from sims.native import ConvBands, conv_bands, dense_synapse, parts
 from sims.result import SimResult
 from sims.sdnn_kernels import (
     ROLE_SIGMA,
@@ -82,13 +80,7 @@ class _ConvPlan:
 
 def _dense_plan(layer: Dense, where: str) -> _DensePlan:
     def build() -> _DensePlan:
-        try:
-            syn = netx_dense_synapse(layer.weight)
-        except ValueError as exc:
-            raise SimulationError(f"{where}: {exc}") from None
-        if not syn.exact:
-            warnings.warn(f"{where}: Lava's netx loader does not deliver these weights exactly (reference "
-                          "section 6.1). The simulation reproduces what Lava does.", stacklevel=6)
+        syn = dense_synapse(layer, where)
         fan = dense_fanout(layer)[0][1]
         if syn.weight_eff.size and int(np.abs(syn.weight_eff).max()) >= 2**31:
             raise SimulationError(f"{where}: effective weights leave int32 (Lava's Dense weights are int32)")

@@ -43,6 +43,7 @@ import numpy.typing as npt
 from numba import njit
 
 from hw_targets import constants as C
+from sims.jit_kernels import _gather, _to_chw
 
 _I32: Any = np.int32
 
@@ -85,26 +86,6 @@ def _neuron_frame(acc: npt.NDArray[Any], role: int, sigma: npt.NDArray[Any], act
         sigma[i] = s
         act_new = max(_I32(s + bias[i]), _I32(0))
         msg[i] = _delta_out(act_new, i, act, residue, vth, state_exp)
-
-
-@njit(inline="always")
-def _to_chw(src: npt.NDArray[Any], dst: npt.NDArray[Any], c_out: int, hw: int, o_lo: int, band_px: int) -> None:
-    """A band's channels-last values ``src`` into ``dst`` in C, H, W order from output pixel ``o_lo``."""
-    for c in range(np.uint64(c_out)):
-        o = c * np.uint64(hw) + np.uint64(o_lo)
-        for pix in range(np.uint64(band_px)):
-            dst[o + pix] = src[pix * np.uint64(c_out) + c]
-
-
-@njit(nogil=True)
-def _gather(frame: npt.NDArray[Any], lo: int, hi: int, events: npt.NDArray[Any]) -> Any:
-    """The pixels in [lo, hi) with a nonzero message, into ``events``; returns their count
-    (branch-free, as :func:`sims.jit_kernels._gather`)."""
-    n_ev = np.uint64(0)
-    for pix in range(np.uint64(lo), np.uint64(hi)):
-        events[n_ev] = pix
-        n_ev += np.uint64(frame[pix] != 0)
-    return n_ev
 
 
 @njit(cache=True, nogil=True)
@@ -261,7 +242,7 @@ def sdnn_conv_layer(
                     frame_c = frame[c]
                     fan_c = p_fan[c * pixels : (c + 1) * pixels]
                     c_src = c * taps * per_group_out
-                    n_ev = _gather(frame_c, i_lo, i_hi, events)
+                    n_ev = _gather(frame_c, i_lo, i_hi, True, events)
                     if n_ev:
                         any_input = True
                     for ev in range(n_ev):

@@ -1,8 +1,15 @@
 """The deployable integer network: one small typed description.
 
-A :class:`Network` is an ordered chain of layers, each a frozen dataclass. The
-IR holds everything a netx file holds and nothing that needs computing: the
-arithmetic lives in ``sims/``, the file formats in ``export/netx.py``.
+A :class:`Network` is a list of layers in execution (topological) order, each a
+frozen dataclass. By default a layer reads the layer before it, so most networks
+are chains, as a netx file is. A layer may instead name the layers it reads
+(``sources``): that makes the network a directed acyclic graph, as residual
+networks are. A synapse reading several sources is one synapse per source, with
+the same weights, into the same neurons (Lava's ``a_in`` port sums every
+connection made to it), which is exactly a SEW-ResNet ``ADD`` of spike tensors
+feeding that synapse. The IR holds everything a netx file holds and nothing that
+needs computing: the arithmetic lives in ``sims/``, the file formats in
+``export/netx.py``.
 
 Two neuron families exist, one per network: binary-spike CUBA-LIF
 (:class:`CubaNeuron`) and Loihi 2's graded-spike sigma-delta neurons
@@ -302,6 +309,7 @@ class Dense(_SynapseLayer):
         bias: None, a scalar, or (N_out,) int32 bias mantissas (enter ``v`` << 6).
         neuron: the neuron, or None for netx's default integrator (never spikes).
         delay: None or (N_out, N_in) int32 synaptic delays in steps (0..62).
+        sources: the layers this one reads (see :class:`Network`); () reads the layer before.
     """
 
     name: str
@@ -310,6 +318,7 @@ class Dense(_SynapseLayer):
     bias: IntArray | None = None
     neuron: Neuron | None = None
     delay: IntArray | None = None
+    sources: tuple[str, ...] = ()
     kind: str = field(default="dense", init=False)
 
     def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
@@ -348,6 +357,7 @@ class Conv(_SynapseLayer):
         groups: channel groups.
         bias: None, (C_out,) per channel, or (C, H, W) per neuron.
         neuron: the neuron (netx requires one on conv layers).
+        sources: the layers this one reads (see :class:`Network`); () reads the layer before.
     """
 
     name: str
@@ -359,6 +369,7 @@ class Conv(_SynapseLayer):
     groups: int = 1
     bias: IntArray | None = None
     neuron: Neuron | None = None
+    sources: tuple[str, ...] = ()
     kind: str = field(default="conv", init=False)
 
     def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
@@ -395,10 +406,15 @@ class Conv(_SynapseLayer):
 
 @dataclass(frozen=True, eq=False)
 class Flatten(_LayerBase):
-    """Reshape (C, H, W) -> (C*H*W,) in C order (torch ``flatten(1)`` on NCHW)."""
+    """Reshape (C, H, W) -> (C*H*W,) in C order (torch ``flatten(1)`` on NCHW).
+
+    Attributes:
+        sources: () reads the layer before; or the one layer it reshapes (a flatten merges nothing).
+    """
 
     name: str
     shape: tuple[int, ...]
+    sources: tuple[str, ...] = ()
     kind: str = field(default="flatten", init=False)
 
     def check(self, where: str, in_shape: tuple[int, ...] | None) -> None:
@@ -448,6 +464,47 @@ def _check_bias(bias: IntArray | None, shape: tuple[int, ...], where: str) -> In
         if arr.shape not in ((shape[0],), tuple(shape)):
             raise IRError(f"{where}: bias has shape {arr.shape}; expected ({shape[0]},) per channel or {tuple(shape)}")
     return arr
+
+
+def _resolve_sources(layers: tuple[Layer, ...], index: dict[str, int], i: int) -> tuple[int, ...]:
+    """Layer i's source indices; normalizes ``sources`` naming just the layer before to () (a chain).
+
+    Raises:
+        IRError: a dangling, duplicate or backward (cycle-making) edge, a merge into a layer without a
+            synapse, or sources of different shapes; naming the layer and the field.
+    """
+    layer = layers[i]
+    where = _describe(layer, i)
+    raw = getattr(layer, "sources", ())
+    if isinstance(raw, str) or not isinstance(raw, (tuple, list)) or not all(isinstance(s, str) for s in raw):
+        raise IRError(f"{where}: field 'sources' must be a list of layer names, got {raw!r}")
+    names = tuple(raw)
+    if not names:
+        return () if i == 0 else (i - 1,)
+    if i == 0:
+        raise IRError(f"{where}: field 'sources' {list(names)}: the first layer reads the network's input")
+    out: list[int] = []
+    for name in names:
+        j = index.get(name)
+        if j is None:
+            raise IRError(f"{where}: field 'sources' names {name!r}, which is no layer of the network "
+                          "(a dangling edge)")
+        if j >= i:
+            raise IRError(f"{where}: field 'sources' names {name!r} (#{j}), which does not come before it; "
+                          "layers are stored in execution order, so this edge would make a cycle")
+        if j in out:
+            raise IRError(f"{where}: field 'sources' names {name!r} twice (a duplicate edge)")
+        out.append(j)
+    if len(out) > 1:
+        if not layer.synaptic:
+            raise IRError(f"{where}: field 'sources' {list(names)}: only a dense or conv layer may read several "
+                          "layers (a merge is one synapse per source into the same neurons)")
+        shapes = {layers[j].name: tuple(int(s) for s in layers[j].out_shape) for j in out}
+        if len(set(shapes.values())) > 1:
+            raise IRError(f"{where}: field 'sources': the merged layers have different shapes {shapes}; "
+                          "a merge adds spike tensors of one shape")
+    _normalize(layer, sources=() if out == [i - 1] else names)
+    return tuple(out)
 
 
 def check_layer(layer: Layer, index: int, in_shape: tuple[int, ...] | None) -> None:
@@ -504,10 +561,67 @@ class Network:
             raise IRError(f"layer '{first.name}' (#0, {first.kind}): input shape unknown; pass input_shape or start with an input layer")
         _normalize(self, input_shape=in_shape)
         shape: tuple[int, ...] | None = None if isinstance(first, InputLayer) else in_shape
+        index = {name: i for i, name in enumerate(names)}
+        sources: list[tuple[int, ...]] = []
         for i, layer in enumerate(layers):
+            srcs = _resolve_sources(layers, index, i)
+            sources.append(srcs)
+            if srcs:
+                shape = layers[srcs[0]].out_shape
+            elif i:
+                shape = layers[i - 1].out_shape
             check_layer(layer, i, shape)
-            shape = layer.out_shape
+        object.__setattr__(self, "_sources", tuple(sources))
+        consumed = {j for srcs in sources for j in srcs}
+        for i in range(len(layers) - 1):
+            if i not in consumed:
+                raise IRError(f"{self.describe(i)}: its output reaches no layer; only the last layer may be "
+                              "the network's output (field 'sources' of the later layers)")
         _check_family(self)
+
+    def sources(self, index: int) -> tuple[int, ...]:
+        """Indices of the layers whose output layer ``index`` reads: () for the first layer (it reads
+        the network's input), ``(index - 1,)`` in a chain, several for a merge. A shape-only input
+        layer's output is the network's input."""
+        srcs: tuple[tuple[int, ...], ...] = getattr(self, "_sources")
+        return srcs[index]
+
+    @property
+    def is_graph(self) -> bool:
+        """Whether some layer reads anything but the layer before it (a residual network)."""
+        return any(getattr(layer, "sources", ()) for layer in self.layers)
+
+    def consumers(self, index: int) -> tuple[int, ...]:
+        """Indices of the layers that read layer ``index``'s output."""
+        return tuple(j for j in range(len(self.layers)) if index in self.sources(j))
+
+    def hops(self) -> tuple[int, ...]:
+        """Per layer, the synaptic hops on the longest path from the input to its output.
+
+        Every synapse is one step of latency on the chip, so layer i's output first depends on input
+        frame 0 at step ``hops()[i]`` (along its slowest branch; a shorter branch arrives earlier)."""
+        out: list[int] = []
+        for i, layer in enumerate(self.layers):
+            before = max((out[j] for j in self.sources(i)), default=0)
+            out.append(before + int(layer.synaptic))
+        return tuple(out)
+
+    @property
+    def depth(self) -> int:
+        """Synaptic hops on the longest path from the input to the output (a chain: its synaptic layers)."""
+        return self.hops()[-1]
+
+    def require_chain(self, what: str) -> None:
+        """Refuse a graph where only chains are handled.
+
+        Raises:
+            IRError: naming the first layer that reads anything but the layer before it.
+        """
+        for i, layer in enumerate(self.layers):
+            srcs = getattr(layer, "sources", ())
+            if srcs:
+                raise IRError(f"{self.describe(i)}: field 'sources' {list(srcs)}: a residual graph; {what} "
+                              "handles chains only")
 
     @property
     def family(self) -> str:
@@ -554,6 +668,8 @@ def _check_family(net: Network) -> None:
     """
     if net.family != "SDNN":
         return
+    if net.is_graph:
+        net.require_chain("a sigma-delta network")
     exps: tuple[int, int] | None = None
     for i, layer in enumerate(net.layers):
         if not layer.has_neurons:

@@ -328,7 +328,7 @@ def check_input(net: Network, spikes: npt.ArrayLike, steps: int | None) -> tuple
         raise SimulationError("input values do not fit int32")
     _check_graded_input(net, x)
     if steps is None:
-        steps = x.shape[1] + sum(l.synaptic for l in net.layers)
+        steps = x.shape[1] + net.depth
     if steps <= 0:
         raise SimulationError(f"steps must be positive, got {steps}")
     return x, steps

@@ -1,4 +1,4 @@
-"""NeuroMoCo on ndigits with loihinet_s: every arm of the issue's results table, for several seeds.
+"""NeuroMoCo on ndigits with loihinet_s (or ``--model loihinet_sew_s``): every arm of the results table, for several seeds.
 
 Arms (each a normal ``nmoco train`` run folder under ``--out``/s<seed>/):
 
@@ -53,6 +53,14 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRETRAIN = CONFIGS / "ndigits_loihinet_s_pretrain.toml"
 FINETUNE = CONFIGS / "ndigits_loihinet_s_finetune.toml"
 LINEAR = CONFIGS / "ndigits_loihinet_s_linear.toml"
+#: Backbones with recipes ``configs/ndigits_<model>_{pretrain,finetune,linear}.toml`` (``--model``).
+MODELS = ("loihinet_s", "loihinet_sew_s")
+
+
+def use_model(model: str) -> None:
+    """Point the recipes at ``configs/ndigits_<model>_*.toml`` (the same protocol, another backbone)."""
+    global PRETRAIN, FINETUNE, LINEAR
+    PRETRAIN, FINETUNE, LINEAR = (CONFIGS / f"ndigits_{model}_{stage}.toml" for stage in ("pretrain", "finetune", "linear"))
 
 
 def _config(path: Path, out: Path, seed: int, **changes: dict[str, Any]) -> TrainConfig:
@@ -201,7 +209,10 @@ def table(per_seed: dict[int, dict[str, dict[str, Any]]], lambdas: list[float]) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", choices=MODELS, default="loihinet_s")
+    use_model(pre.parse_known_args()[0].model)  # the defaults below come from the model's recipes
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[pre])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/ndigits_neuromoco")
     parser.add_argument("--mix-lambda", type=float, default=load_config(PRETRAIN).moco.mix_lambda)

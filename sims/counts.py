@@ -64,7 +64,7 @@ def _active(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
 def synaptic_ops(
     net: Network, input_active: npt.NDArray[Any], spikes: Sequence[npt.NDArray[Any]]
 ) -> npt.NDArray[np.int64]:
-    """Delivered synaptic events into each layer, (B, n_layers).
+    """Delivered synaptic events into each layer, (B, n_layers); a merge layer counts every source's.
 
     Args:
         net: the network.
@@ -74,12 +74,13 @@ def synaptic_ops(
     """
     batch, steps = input_active.shape[:2]
     out = np.zeros((batch, len(net.layers)), dtype=np.int64)
-    prev = input_active
     for i, layer in enumerate(net.layers):
         count = LAYER_SYNOPS[layer.kind]
-        if count is not None:
-            out[:, i] = count(layer, _active(prev))
-        prev = spikes[i]
+        if count is None:
+            continue
+        # A merge is one synapse per source: each source's events are delivered through its own copy.
+        for j in net.sources(i) or (None,):
+            out[:, i] += count(layer, _active(input_active if j is None else spikes[j]))
     return out
 
 

@@ -103,7 +103,8 @@ def export_run(run: str | Path, target: str, outputs: ExportOutputs) -> ExportRe
     # The checkpoint's n_time_bins (the data's T) is the sidecar's "time_steps": the key predates the
     # checkpoint name and readers of older exports look it up, so the on-disk name stays.
     n_time_bins = int(info.get("n_time_bins") or 0)
-    latency = sum(layer.kind in ("dense", "conv") for layer in net.layers)
+    # One step per synaptic hop on the longest path (a residual graph's slower branch; a chain: its synapses).
+    latency = net.depth
     sidecar = {
         "source_checkpoint": info["path"],
         "source_sha256": _sha256(Path(info["path"])),

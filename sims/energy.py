@@ -105,7 +105,10 @@ def ann_macs(net: Network) -> npt.NDArray[np.int64]:
 
     Dense: ``N_out * N_in``; conv: ``Cout * H_out * W_out * Cin/g * kH * kW``
     (every weight at every output position, zeros and borders included, as
-    NeuroBench's dense count does); other layers 0.
+    NeuroBench's dense count does); other layers 0. A merge layer counts once: the
+    equivalent network adds its sources (SEW ``ADD``) before the one synapse, while
+    the spiking network delivers each source through its own copy (see
+    :func:`sims.counts.synaptic_ops`).
     """
     macs = [ANN_MACS[layer.kind](layer) for layer in net.layers]
     return np.array(macs, dtype=np.int64)

@@ -6,6 +6,8 @@ activity, built so every layer kind and parameter form is exercised.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import numpy.typing as npt
 
@@ -134,6 +136,117 @@ def small_sdnn_network(seed: int = 0, in_shape: tuple[int, int, int] = (2, 16, 1
     layers.append(Dense("dense5", (classes,), dense_weight(rng, classes, 32, -20, 24), None,
                         SigmaDeltaNeuron(np.int32(0), sigma_output=True)))
     return Network(tuple(layers), in_shape)
+
+
+def _reading(layer: Conv, sources: list[str]) -> Conv:
+    """``layer`` reading the sum of ``sources``' spikes (a SEW ADD: one synapse per source)."""
+    return dataclasses.replace(layer, sources=tuple(sources))
+
+
+def _sew_block(
+    rng: np.random.Generator,
+    prefix: str,
+    block_in: list[str],
+    in_shape: tuple[int, ...],
+    channels: int,
+    stride: int,
+    weight_range: int,
+    vth: int,
+) -> tuple[list[Layer], list[str], tuple[int, ...]]:
+    """One SEW BasicBlock with ADD: ``conv1 -> conv2``, output = conv2's spikes + the shortcut's.
+
+    The block's input is the sum of the spike tensors ``block_in`` (each a layer); the sum is never a
+    layer of its own: every synapse that reads it reads each of those layers (the merge). The
+    shortcut is the input itself, or, where the block changes shape, a 1x1 strided conv with neurons.
+
+    Returns:
+        The block's layers, the names whose spikes sum to its output, and the output shape.
+    """
+    conv1 = _reading(conv_layer(rng, f"{prefix}_conv1", in_shape, channels, 3, stride, 1,
+                                weight_range=weight_range, vth=vth), block_in)
+    conv2 = conv_layer(rng, f"{prefix}_conv2", conv1.shape, channels, 3, 1, 1, weight_range=weight_range, vth=vth)
+    layers: list[Layer] = [conv1, conv2]
+    if stride != 1 or channels != in_shape[0]:
+        down = _reading(conv_layer(rng, f"{prefix}_down", in_shape, channels, 1, stride, 0,
+                                   weight_range=weight_range, vth=vth), block_in)
+        layers.append(down)
+        return layers, [conv2.name, down.name], conv2.shape
+    return layers, [conv2.name, *block_in], conv2.shape
+
+
+def _average_pool(name: str, in_shape: tuple[int, ...], sources: list[str], scale: int, vth: int) -> Conv:
+    """Global average pooling as a depthwise conv over the whole map: every weight ``scale / (H*W)``
+    (at least 1), so the pooled sum is the average times ``scale``."""
+    channels, h, w = in_shape
+    weight = np.full((channels, 1, h, w), max(1, round(scale / (h * w))), dtype=np.int32)
+    neuron = CubaNeuron(np.int32(0), np.int32(4096), np.int32(vth))
+    return Conv(name, (channels, 1, 1), weight, groups=channels, neuron=neuron, sources=tuple(sources))
+
+
+def small_residual_network(
+    seed: int = 0,
+    input_shape: tuple[int, int, int] = (2, 16, 16),
+    classes: int = 10,
+    channels: tuple[int, int] = (4, 8),
+    dense_merge: bool = True,
+) -> Network:
+    """A small SEW residual graph (random CUBA weights within Loihi 2's limits), for tests.
+
+    ``stem`` conv (s2) -> identity block -> downsampling block -> average pool (depthwise conv,
+    merging the block's two outputs) -> flatten -> ``fc1``; with ``dense_merge``, ``fc2`` reads ``fc1``
+    and the readout ``fc3`` reads both (a dense merge); else ``fc1`` is the readout.
+    """
+    rng = np.random.default_rng(seed)
+    stem = conv_layer(rng, "stem", input_shape, channels[0], 3, 2, 1, weight_range=60, vth=60)
+    layers: list[Layer] = [stem]
+    out, shape = [stem.name], stem.shape
+    for prefix, width, stride in (("block1", channels[0], 1), ("block2", channels[1], 2)):
+        block, out, shape = _sew_block(rng, prefix, out, shape, width, stride, 40, 70)
+        layers += block
+    pool = _average_pool("pool", shape, out, 64, 40)
+    n = int(np.prod(pool.shape))
+    layers += [pool, Flatten("flatten", (n,))]
+    hidden = 16 if dense_merge else classes
+    layers.append(Dense("fc1", (hidden,), dense_weight(rng, hidden, n, -40, 60),
+                        rng.integers(-10, 20, size=hidden).astype(np.int32), _neuron(rng, hidden, False, 60)))
+    if dense_merge:
+        layers.append(Dense("fc2", (hidden,), dense_weight(rng, hidden, hidden, -40, 60), None,
+                            _neuron(rng, hidden, False, 60)))
+        layers.append(Dense("fc3", (classes,), dense_weight(rng, classes, hidden, -60, 90), None,
+                            _neuron(rng, classes, False, 80), sources=("fc1", "fc2")))
+    return Network(tuple(layers), input_shape)
+
+
+def sew_resnet18_graph(
+    input_shape: tuple[int, int, int] = (2, 34, 34),
+    num_classes: int = 10,
+    seed: int = 0,
+    widths: tuple[int, int, int, int] = (64, 128, 256, 512),
+) -> Network:
+    """SEW-ResNet-18 (Fang et al. 2021, ADD connect) as a deployable integer graph with random weights.
+
+    7x7 stride-2 stem conv (no max-pool), four stages of two BasicBlocks (``conv1``, ``conv2``; the
+    first block of stages 2-4 downsamples with stride 2 and a 1x1 stride-2 conv shortcut with
+    neurons), global average pooling as a depthwise conv over the last map, flatten, dense
+    classifier. A block's output (conv2's spikes plus the shortcut's) is never a layer: the ADD is
+    merged into every synapse that reads it, so within a stage the sources add up (the second block
+    of stage 1 reads ``stem``, ``stage1_block1_conv2``; the pool reads three layers).
+    """
+    rng = np.random.default_rng(seed)
+    stem = conv_layer(rng, "stem", input_shape, widths[0], 7, 2, 3, weight_range=24, vth=120)
+    layers: list[Layer] = [stem]
+    out, shape = [stem.name], stem.shape
+    for stage, width in enumerate(widths, start=1):
+        for block in (1, 2):
+            stride = 2 if stage > 1 and block == 1 else 1
+            made, out, shape = _sew_block(rng, f"stage{stage}_block{block}", out, shape, width, stride, 8, 100)
+            layers += made
+    pool = _average_pool("avgpool", shape, out, 64, 40)
+    n = int(np.prod(pool.shape))
+    layers += [pool, Flatten("flatten", (n,))]
+    layers.append(Dense("fc", (num_classes,), dense_weight(rng, num_classes, n, -40, 60), None,
+                        _neuron(rng, num_classes, False, 80)))
+    return Network(tuple(layers), input_shape)
 
 
 def random_spikes(seed: int, shape: tuple[int, ...], rate: float) -> npt.NDArray[np.bool_]:

@@ -227,7 +227,7 @@ def _read_conv(g: h5py.Group, ctx: Ctx, name: str, in_shape: tuple[int, ...]) ->
 
 
 @dataclass
-class _Chain:
+class Chain:
     """What the reader knows after the layers read so far.
 
     Attributes:
@@ -246,7 +246,7 @@ class _Chain:
     layers: list[Layer] = field(default_factory=list)
 
 
-def _read_input_layer(g: h5py.Group, ctx: Ctx, name: str, chain: _Chain) -> Layer | None:
+def _read_input_layer(g: h5py.Group, ctx: Ctx, name: str, chain: Chain) -> Layer | None:
     if chain.layers or chain.shape is not None:
         raise ctx.err("type", "an input layer may only come first")
     in_shape = read_shape(g, ctx)
@@ -267,7 +267,7 @@ def _read_input_layer(g: h5py.Group, ctx: Ctx, name: str, chain: _Chain) -> Laye
     return layer
 
 
-def _read_flatten_layer(g: h5py.Group, ctx: Ctx, name: str, chain: _Chain) -> Layer | None:
+def _read_flatten_layer(g: h5py.Group, ctx: Ctx, name: str, chain: Chain) -> Layer | None:
     if chain.shape is None:
         raise ctx.err("type", "flatten cannot be the first layer")
     n = int(np.prod(chain.shape))
@@ -281,7 +281,7 @@ def _read_flatten_layer(g: h5py.Group, ctx: Ctx, name: str, chain: _Chain) -> La
     return Flatten(name, (n,))
 
 
-def _first_shape(ctx: Ctx, chain: _Chain, found: tuple[int, ...] | None, kind: str) -> tuple[int, ...]:
+def _first_shape(ctx: Ctx, chain: Chain, found: tuple[int, ...] | None, kind: str) -> tuple[int, ...]:
     """The input shape of a file whose first layer is a synapse: the given one, else what the layer says."""
     given = chain.given_shape
     if given is not None:
@@ -299,7 +299,7 @@ def _first_shape(ctx: Ctx, chain: _Chain, found: tuple[int, ...] | None, kind: s
     return shape
 
 
-def _read_dense_layer(g: h5py.Group, ctx: Ctx, name: str, chain: _Chain) -> Layer | None:
+def _read_dense_layer(g: h5py.Group, ctx: Ctx, name: str, chain: Chain) -> Layer | None:
     if chain.shape is None:
         n_in = read_array(g, "weight", ctx)
         assert n_in is not None
@@ -315,7 +315,7 @@ def _read_dense_layer(g: h5py.Group, ctx: Ctx, name: str, chain: _Chain) -> Laye
     return layer
 
 
-def _read_conv_layer(g: h5py.Group, ctx: Ctx, name: str, chain: _Chain) -> Layer | None:
+def _read_conv_layer(g: h5py.Group, ctx: Ctx, name: str, chain: Chain) -> Layer | None:
     if chain.shape is None:
         chain.shape = _first_shape(ctx, chain, None, "conv")
     layer = _read_conv(g, ctx, name, chain.shape)
@@ -325,7 +325,7 @@ def _read_conv_layer(g: h5py.Group, ctx: Ctx, name: str, chain: _Chain) -> Layer
 
 #: One reader per netx layer type: ``reader(group, ctx, name, chain)`` returns the IR layer (None for
 #: a shape-only input layer) and advances ``chain``.
-LayerReader = Callable[[h5py.Group, Ctx, str, _Chain], "Layer | None"]
+LayerReader = Callable[[h5py.Group, Ctx, str, Chain], "Layer | None"]
 LAYER_READERS: dict[str, LayerReader] = {
     "input": _read_input_layer,
     "flatten": _read_flatten_layer,
@@ -374,41 +374,59 @@ def read_netx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         raise ctx.err("layer", str(exc)) from None
 
 
-def _layer_groups(f: h5py.File, ctx: Ctx) -> h5py.Group:
-    """The ``layer`` group, whose members must be named 0..n-1."""
-    group = child(f, "layer", ctx, "layer") if has(f, "layer", ctx, "layer") else None
+def layer_groups(parent: h5py.Group, ctx: Ctx, field: str = "layer") -> h5py.Group:
+    """The layer group ``field`` of ``parent`` (``layer``, or ``graph/layer``), whose members must be
+    named 0..n-1."""
+    group = child(parent, "layer", ctx, field) if has(parent, "layer", ctx, field) else None
     if not isinstance(group, h5py.Group):
-        raise ctx.err("layer", "group is missing; this is not a netx network file")
-    keys = member_names(group, ctx, "layer")
+        raise ctx.err(field, "group is missing; this is not a netx network file")
+    keys = member_names(group, ctx, field)
     count = len(keys)
     if count == 0:
-        raise ctx.err("layer", "group is empty")
+        raise ctx.err(field, "group is empty")
     expected = {str(i) for i in range(count)}
     if set(keys) != expected:
         shown = sorted(keys, key=lambda k: (len(k), k))
         listed = ", ".join(repr(k)[:24] for k in shown[:12]) + (", ..." if count > 12 else "")
-        raise ctx.err("layer", f"layer groups must be named 0..{count - 1}, found {listed}")
+        raise ctx.err(field, f"layer groups must be named 0..{count - 1}, found {listed}")
     return group
 
 
+def open_layer(group: h5py.Group, i: int, ctx: Ctx, field: str = "layer") -> tuple[h5py.Group, str, LayerReader]:
+    """Layer ``i``'s group, its netx type and the reader for that type; sets ``ctx`` to the layer.
+
+    Raises:
+        ExportError: the member is not a group, has no readable ``type``, or its type is one netx
+            cannot build or does not know.
+    """
+    ctx.index, ctx.type = i, ""
+    g = child(group, str(i), ctx, field)
+    if not isinstance(g, h5py.Group):
+        raise ctx.err(field, "must be a group")
+    if not has(g, "type", ctx, "type"):
+        raise ctx.err("type", "is missing")
+    kind = decode_type(child(g, "type", ctx, "type"), ctx, "type")
+    ctx.type = kind
+    if kind in REFUSED_TYPES:
+        raise ctx.err("type", f"{kind!r} cannot be deployed: {REFUSED_TYPES[kind]}")
+    reader = LAYER_READERS.get(kind)
+    if reader is None:
+        raise ctx.err("type", f"unknown layer type {kind!r:.60}; netx would silently skip it")
+    return g, kind, reader
+
+
 def _read_file(f: h5py.File, ctx: Ctx, given_shape: tuple[int, ...] | None) -> Network:
-    group = _layer_groups(f, ctx)
-    chain = _Chain(shape=None, input_shape=(), given_shape=given_shape)
+    if has(f, "graph", ctx, "graph"):
+        # A residual graph (neuromoco's own layout; see export.netx_graph). Imported here: that
+        # module builds on this one's per-kind readers.
+        from export.netx_graph import read_graph
+
+        return read_graph(f, ctx, given_shape)
+    group = layer_groups(f, ctx)
+    chain = Chain(shape=None, input_shape=(), given_shape=given_shape)
     prev_shape: tuple[int, ...] | None = None
     for i in range(len(group)):
-        ctx.index, ctx.type = i, ""
-        g = child(group, str(i), ctx, "layer")
-        if not isinstance(g, h5py.Group):
-            raise ctx.err("layer", "must be a group")
-        if not has(g, "type", ctx, "type"):
-            raise ctx.err("type", "is missing")
-        kind = decode_type(child(g, "type", ctx, "type"), ctx, "type")
-        ctx.type = kind
-        if kind in REFUSED_TYPES:
-            raise ctx.err("type", f"{kind!r} cannot be deployed: {REFUSED_TYPES[kind]}")
-        reader = LAYER_READERS.get(kind)
-        if reader is None:
-            raise ctx.err("type", f"unknown layer type {kind!r:.60}; netx would silently skip it")
+        g, kind, reader = open_layer(group, i, ctx)
         first = chain.shape is None
         layer = reader(g, ctx, f"{kind}{len(chain.layers)}", chain)
         if first and kind != "input":
@@ -424,10 +442,10 @@ def _read_file(f: h5py.File, ctx: Ctx, given_shape: tuple[int, ...] | None) -> N
     ctx.index = None
     if not any(isinstance(l, (Dense, Conv, InputLayer)) for l in chain.layers):
         raise ctx.err("layer", "the file has no neuron layers")
-    return Network(tuple(chain.layers), chain.input_shape, _read_simulation(f, ctx))
+    return Network(tuple(chain.layers), chain.input_shape, read_simulation(f, ctx))
 
 
-def _read_simulation(f: h5py.File, ctx: Ctx) -> tuple[tuple[str, Scalar], ...]:
+def read_simulation(f: h5py.File, ctx: Ctx) -> tuple[tuple[str, Scalar], ...]:
     """The legacy slayerPytorch ``simulation`` group, kept verbatim."""
     simulation: list[tuple[str, Scalar]] = []
     sim = child(f, "simulation", ctx, "simulation") if has(f, "simulation", ctx, "simulation") else None

@@ -20,6 +20,7 @@ from export import netx_dense
 from export.files import atomic_output
 from export.ir import Conv, CubaNeuron, Dense, InputLayer, Layer, Network, Neuron, SigmaDeltaNeuron
 from export.netx_dense import dense_weight_fault
+from export.netx_graph import GRAPH_FORMAT, GRAPH_VERSION
 from hw_targets import constants as C
 from hw_targets.errors import ExportError
 
@@ -164,6 +165,34 @@ def _write_layer(g: h5py.Group, layer: Layer, in_shape: tuple[int, ...]) -> None
     LAYER_WRITERS[layer.kind](g, layer, in_shape)
 
 
+def _write_input_declaration(lg: h5py.Group, net: Network) -> int:
+    """A shape-only ``input`` layer ``0`` unless the network starts with an input layer; returns the
+    offset of the IR's layers in the file (1 or 0)."""
+    if isinstance(net.layers[0], InputLayer):
+        return 0
+    g = lg.create_group("0")
+    _put_type(g, "type", "input")
+    g.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
+    return 1
+
+
+def _write_graph(f: h5py.File, net: Network) -> None:
+    """A residual graph in neuromoco's layout (see :mod:`export.netx_graph`): no top-level ``layer``
+    group, so lava-dl's ``netx.hdf5.Network`` refuses the file (KeyError) instead of loading a chain."""
+    gg = f.create_group("graph")
+    gg.create_dataset("format", data=np.bytes_(GRAPH_FORMAT))
+    gg.create_dataset("version", data=np.int64(GRAPH_VERSION))
+    lg = gg.create_group("layer")
+    offset = _write_input_declaration(lg, net)
+    for i, layer in enumerate(net.layers):
+        sources = net.sources(i)
+        g = lg.create_group(str(i + offset))
+        _write_layer(g, layer, net.layers[sources[0]].out_shape if sources else net.input_shape)
+        g.create_dataset("name", data=layer.name)  # variable-length UTF-8
+        if getattr(layer, "sources", ()):  # () when the layer reads the layer before it
+            g.create_dataset("sources", data=np.asarray([j + offset for j in sources], dtype=np.int64))
+
+
 def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
     """Write ``net`` as a netx HDF5 file that lava-dl's ``netx.hdf5.Network`` loads.
 
@@ -172,6 +201,9 @@ def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
     with a neuron gets a shape-only ``input`` layer, so conv-first networks need
     no ``input_shape`` argument in netx.
 
+    A chain is written as plain netx. A residual graph (``net.is_graph``) is written in
+    neuromoco's graph layout (:mod:`export.netx_graph`), which lava-dl refuses to load.
+
     Raises:
         ExportError: if a layer cannot be expressed (see :func:`check_writable`)
             or the file cannot be written.
@@ -179,17 +211,15 @@ def write_netx(net: Network, path: str | os.PathLike[str]) -> Path:
     check_writable(net)
     out = Path(path)
     with atomic_output(out, ExportError) as tmp, h5py.File(tmp, "w") as f:
-        lg = f.create_group("layer")
-        offset = 0
-        if not isinstance(net.layers[0], InputLayer):
-            g = lg.create_group("0")
-            _put_type(g, "type", "input")
-            g.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
-            offset = 1
-        shape = net.input_shape
-        for i, layer in enumerate(net.layers):
-            _write_layer(lg.create_group(str(i + offset)), layer, shape)
-            shape = layer.out_shape
+        if net.is_graph:
+            _write_graph(f, net)
+        else:
+            lg = f.create_group("layer")
+            offset = _write_input_declaration(lg, net)
+            shape = net.input_shape
+            for i, layer in enumerate(net.layers):
+                _write_layer(lg.create_group(str(i + offset)), layer, shape)
+                shape = layer.out_shape
         if net.simulation:
             sg = f.create_group("simulation")
             for key, value in net.simulation:

@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from export import netx_dense
 from export.netx_dense import dense_weight_fault, dense_weight_range
-from export.resources import in_shapes, is_sourced, layer_counts
+from export.resources import is_sourced, merge_sources, network_counts
 from export.ir import Conv, CubaNeuron, Dense, Layer, Network, SigmaDeltaNeuron, sdnn_role
 from hw_targets import constants as C
 from hw_targets.base import Target
@@ -262,8 +262,16 @@ def bias_mantissa(net: Network, target: Target) -> list[Violation]:
     return out
 
 
+def _merged(net: Network, index: int) -> str:
+    """`` (a merge of k sources: k synapse processes)`` where the layer is one, else nothing."""
+    k = merge_sources(net, index)
+    return f" (a merge of {k} sources: {k} synapse processes into the same neurons)" if k > 1 else ""
+
+
 def neuron_fan_in(net: Network, target: Target) -> list[Violation]:
     """One neuron's inputs must fit the input axons of one core (a neuron cannot be split).
+
+    A merge's neurons receive every source's synapses: its fan-in is the sum over its sources.
 
     Skipped when the target does not source ``fan_in_axons_per_core``.
     """
@@ -271,11 +279,11 @@ def neuron_fan_in(net: Network, target: Target) -> list[Violation]:
     if not is_sourced(limit):
         return []
     out = []
-    for i, (layer, shape) in enumerate(zip(net.layers, in_shapes(net))):
-        fan_in = layer_counts(layer, shape, target.formats.weight_bits).fan_in
+    for i, counts in enumerate(network_counts(net, target.formats.weight_bits)):
+        fan_in = counts.fan_in
         if fan_in > limit.value:
             out.append(_violation("neuron_fan_in", net, i,
-                                  f"a neuron has fan-in {fan_in}, above the {int(limit.value)} input axons per core "
+                                  f"a neuron has fan-in {fan_in}{_merged(net, i)}, above the {int(limit.value)} input axons per core "
                                   f"of target {target.name} ({limit.source}); one neuron cannot be split across "
                                   "cores: shrink the layer's input (pooling, stride, fewer channels) or prune weights"))
     return out
@@ -286,21 +294,21 @@ def neuron_synaptic_memory(net: Network, target: Target) -> list[Violation]:
 
     Counted at ``weight_bits`` per weight, without index overhead (a lower
     bound): a dense neuron's nonzero weights; for conv, the kernel of one output
-    channel. Skipped when the target does not source the memory size.
+    channel; a merge stores them once per source. Skipped when the target does not source the memory size.
     """
     limit = target.limits.synaptic_memory_bytes_per_core
     if not is_sourced(limit):
         return []
     bits = target.formats.weight_bits
     out = []
-    for i, (layer, shape) in enumerate(zip(net.layers, in_shapes(net))):
-        weights = layer_counts(layer, shape, bits).kernel_weights
+    for i, counts in enumerate(network_counts(net, bits)):
+        weights = counts.kernel_weights
         if not weights:
             continue
         need = math.ceil(weights * bits / 8)
         if need > limit.value:
             out.append(_violation("neuron_synaptic_memory", net, i,
-                                  f"one neuron's synapses need {need} bytes, above the {int(limit.value)} bytes of "
+                                  f"one neuron's synapses need {need} bytes{_merged(net, i)}, above the {int(limit.value)} bytes of "
                                   f"synaptic memory per core of target {target.name} ({limit.source}); "
                                   "shrink the layer's fan-in or prune weights"))
     return out

@@ -176,13 +176,55 @@ def neuron_slots(layer: Layer) -> int:
 
 
 def in_shapes(net: Network) -> list[tuple[int, ...]]:
-    """The shape flowing into each layer (an input layer's own shape for itself)."""
-    shapes: list[tuple[int, ...]] = []
-    shape = tuple(net.input_shape)
-    for layer in net.layers:
-        shapes.append(shape)
-        shape = tuple(layer.out_shape)
-    return shapes
+    """The shape flowing into each layer: its (first) source's output, the network's input for the
+    first layer (an input layer's own shape for itself). The layers a merge reads share one shape."""
+    return [tuple(net.layers[srcs[0]].out_shape) if (srcs := net.sources(i)) else tuple(net.input_shape)
+            for i in range(len(net.layers))]
+
+
+def merge_sources(net: Network, index: int) -> int:
+    """How many synapse processes layer ``index``'s synapse is: 1, or k for a merge of k sources.
+
+    A merge is one synapse per source, with the same weights, into the same neurons (Lava sums the
+    connections made to one ``a_in``), so on the chip it stores and connects k times what one does.
+    """
+    return max(1, len(net.sources(index))) if net.layers[index].synaptic else 1
+
+
+def _times(counts: LayerCounts, k: int) -> LayerCounts:
+    """A merge's counts: every synapse, connection, stored weight and input of a neuron k times."""
+    if k == 1:
+        return counts
+    return dataclasses.replace(counts, synapses=counts.synapses * k, connections=counts.connections * k,
+                               memory_bytes=counts.memory_bytes * k, fan_in=counts.fan_in * k,
+                               kernel_weights=counts.kernel_weights * k)
+
+
+def network_counts(net: Network, weight_bits: int) -> list[LayerCounts]:
+    """:func:`layer_counts` of every layer against its input, a merge's counted once per source."""
+    return [_times(layer_counts(layer, shape, weight_bits), merge_sources(net, i))
+            for i, (layer, shape) in enumerate(zip(net.layers, in_shapes(net)))]
+
+
+def output_axons(net: Network, index: int) -> int:
+    """Axons layer ``index``'s neurons send: one per neuron and synapse process that reads it.
+
+    A flatten passes its source's spikes on to its own readers. The last layer's spikes go to the
+    host, which is not counted. ASSUMPTION: one axon per (neuron, reading synapse process); how many
+    destination cores each reaches (a conv's halo, a dense layer split over cores) is not modelled.
+    """
+    layer = net.layers[index]
+    if not layer.has_neurons:
+        return 0
+    readers = 0
+    pending = [index]
+    while pending:
+        for j in net.consumers(pending.pop()):
+            if net.layers[j].synaptic:
+                readers += 1
+            elif net.layers[j].kind == "flatten":
+                pending.append(j)
+    return int(np.prod(layer.shape)) * readers
 
 
 @dataclass(frozen=True)
@@ -196,7 +238,9 @@ class LayerResources:
         connections: (pre, post) pairs joined by a nonzero weight (conv: borders excluded).
         synaptic_memory_bytes: memory for the stored synapses (model in :func:`estimate_resources`).
         fan_in: the most nonzero inputs of one neuron.
-        input_axons: distinct presynaptic neurons that reach the layer.
+        input_axons: distinct presynaptic neurons that reach the layer (a merge: summed over its sources).
+        output_axons: axons the layer's neurons send, one per neuron and reading synapse process
+            (:func:`output_axons`).
         cores: cores the layer needs.
         bound: which limit set ``cores`` (``neurons``, ``synaptic memory``, ``input axons``; ``-`` when 0).
     """
@@ -209,12 +253,14 @@ class LayerResources:
     synaptic_memory_bytes: int
     fan_in: int
     input_axons: int
+    output_axons: int
     cores: int
     bound: str
 
 
-_COLUMNS = ("neurons", "synapses", "connections", "synaptic_memory_bytes", "fan_in", "input_axons", "cores")
-_HEADERS = ("neurons", "synapses", "connections", "syn. memory B", "fan-in", "in axons", "cores")
+_COLUMNS = ("neurons", "synapses", "connections", "synaptic_memory_bytes", "fan_in", "input_axons", "output_axons",
+            "cores")
+_HEADERS = ("neurons", "synapses", "connections", "syn. memory B", "fan-in", "in axons", "out axons", "cores")
 
 
 @dataclass(frozen=True)
@@ -301,7 +347,10 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
       The axon term assumes the inputs can be partitioned over the cores (true
       for conv tiles up to halos; optimistic for dense layers, where every core
       sees every input); a single neuron over the limit is a rule violation instead.
-    - Fan-out axons per core and routing are not modelled.
+    - A merge of k sources is k synapse processes (one per source, same weights, same neurons): its
+      synapses, connections, memory, fan-in and input axons count k times.
+    - Output axons: one per neuron and reading synapse process (:func:`output_axons`); which cores
+      they reach, fan-out limits per core and routing are not modelled.
     - Chips = max(1, ceil(cores / cores per chip), ceil(neurons / neurons per chip),
       ceil(synapses / synapses per chip)).
 
@@ -310,11 +359,10 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
     limits, bits = target.limits, target.formats.weight_bits
     rows = []
     slots = []
-    for layer, shape in zip(net.layers, in_shapes(net)):
-        c = layer_counts(layer, shape, bits)
+    for i, (layer, shape, c) in enumerate(zip(net.layers, in_shapes(net), network_counts(net, bits))):
         neurons, memory = c.neurons, c.memory_bytes
         slots.append(neuron_slots(layer) if neurons else 0)
-        axons = LAYER_INPUT_AXONS[layer.kind](layer, shape)
+        axons = LAYER_INPUT_AXONS[layer.kind](layer, shape) * merge_sources(net, i)
         terms = {
             "neurons": _ceil_div(slots[-1], limits.neurons_per_core),
             "synaptic memory": _ceil_div(memory, limits.synaptic_memory_bytes_per_core),
@@ -325,7 +373,7 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
             cores = 1  # no sourced per-core limit: at least the one core the layer lives on
         bound = max(terms, key=lambda k: terms[k]) if cores else "-"
         rows.append(LayerResources(layer.name, layer.kind, neurons, c.synapses, c.connections, memory,
-                                   c.fan_in, axons, cores, bound))
+                                   c.fan_in, axons, output_axons(net, i), cores, bound))
     cores = sum(r.cores for r in rows)
     chip_terms = {
         "cores": _ceil_div(cores, limits.cores_per_chip),
@@ -342,7 +390,14 @@ def estimate_resources(net: Network, target: Target) -> ResourceTable:
         "cores per layer = max over neurons, synaptic memory and input axons per core; "
         "fan-out axons and routing are not modelled",
         "chips = max(1, cores / cores per chip, neurons / neurons per chip, synapses / synapses per chip), rounded up",
+        "ASSUMPTION: out axons = neurons x the synapse processes reading the layer (through flattens); the "
+        "host reading the last layer and the destination cores per axon are not counted",
     )
+    if net.is_graph:
+        notes += (
+            "a merge of k sources is k synapse processes into the same neurons: its synapses, connections, "
+            "synaptic memory, fan-in and input axons count k times (the same weights stored once per source)",
+        )
     if net.family == "SDNN":
         notes += (
             "ASSUMPTION: the neurons per core (and per chip) are sourced for CUBA-LIF neurons, 2 state words "

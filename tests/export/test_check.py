@@ -470,3 +470,60 @@ def test_flatten_and_input_layers_pass_rules() -> None:
     check_network(Network(tuple(layers), (4,)), LOIHI2)
     assert C.NETX_MIXED_WEIGHT_MIN == -(1 << LOIHI2.formats.weight_bits)  # the rule derives netx's range from the target
     assert C.NETX_MIXED_WEIGHT_MAX == (1 << LOIHI2.formats.weight_bits) - 2
+
+
+# ----------------------------------------------------------------------------- residual graphs
+
+
+def test_a_merge_counts_each_source() -> None:
+    from export.examples import small_residual_network
+    from export.resources import in_shapes, layer_counts
+
+    net = small_residual_network(0)
+    table = estimate_resources(net, LOIHI2)
+    shapes = in_shapes(net)
+    for name, k in (("block2_conv1", 2), ("block2_down", 2), ("pool", 2), ("fc3", 2), ("block2_conv2", 1)):
+        i = net.layer_index(name)
+        assert len(net.sources(i)) == k or k == 1
+        one = layer_counts(net.layers[i], shapes[i], LOIHI2.formats.weight_bits)
+        row = table.layers[i]
+        assert (row.synapses, row.connections, row.synaptic_memory_bytes, row.fan_in) == (
+            k * one.synapses, k * one.connections, k * one.memory_bytes, k * one.fan_in), name
+        assert row.neurons == one.neurons  # the same neurons, whatever the sources
+    assert shapes[net.layer_index("block2_down")] == (4, 8, 8)
+    assert any("a merge of k sources is k synapse processes" in note for note in table.notes)
+    assert not any("merge" in note for note in estimate_resources(small_conv_network(0), LOIHI2).notes)
+    check_network(net, LOIHI2)  # the test network fits Loihi 2
+
+
+def test_output_axons_count_each_reading_synapse() -> None:
+    from export.examples import small_residual_network
+
+    net = small_residual_network(0)
+    rows = {r.name: r for r in estimate_resources(net, LOIHI2).layers}
+    assert rows["stem"].output_axons == 3 * 4 * 8 * 8  # block1_conv1, block2_conv1, block2_down
+    assert rows["block1_conv2"].output_axons == 2 * 4 * 8 * 8  # block2_conv1, block2_down
+    assert rows["pool"].output_axons == 8  # through the flatten to fc1
+    assert rows["flatten"].output_axons == 0
+    assert rows["fc1"].output_axons == 2 * 16  # fc2 and fc3
+    assert rows["fc3"].output_axons == 0  # the host reads the readout
+    assert "out axons" in estimate_resources(net, LOIHI2).format_table()
+
+
+def _wide_merge(sources: tuple[str, ...]) -> Network:
+    """c2 (256 -> 256, 3x3) reads ``sources``: 2304 inputs per source and neuron."""
+    neuron = CubaNeuron(np.int32(0), np.int32(0), np.int32(100))
+    return Network((
+        Conv("c0", (256, 3, 3), np.ones((256, 1, 1, 1), np.int32), neuron=neuron),
+        Conv("c1", (256, 3, 3), np.ones((256, 256, 1, 1), np.int32), neuron=neuron),
+        Conv("c2", (256, 3, 3), np.ones((256, 256, 3, 3), np.int32), padding=(1, 1), neuron=neuron,
+             sources=sources),
+    ), (1, 3, 3))
+
+
+def test_fan_in_of_a_merge_sums_its_sources() -> None:
+    assert not find_violations(_wide_merge(()), LOIHI2)  # one source (a chain): 2304 <= 4096
+    with pytest.raises(TargetLimitError, match=r"rule neuron_fan_in: layer 'c2' \(#2, conv\): a neuron has fan-in "
+                                               r"4608 \(a merge of 2 sources: 2 synapse processes into the same "
+                                               r"neurons\), above the 4096 input axons"):
+        check_network(_wide_merge(("c1", "c0")), LOIHI2)

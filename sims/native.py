@@ -413,6 +413,12 @@ def simulate(
         from sims.sdnn import simulate_sdnn  # noqa: PLC0415
 
         result = simulate_sdnn(net, x, steps, record_state)
+    elif net.is_graph:
+        # One synapse process per source of a merge, each with its own arithmetic: a runner of its own,
+        # so the chain's fused kernels stay as they are.
+        from sims.graph import simulate_graph  # noqa: PLC0415
+
+        result = simulate_graph(net, x, steps, reset_interval, reset_offset, record_state, input_bias)
     else:
         result = _simulate(net, x, steps, reset_interval, reset_offset, record_state, input_bias)
     result.wall_s = time.perf_counter() - t0

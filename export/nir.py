@@ -11,7 +11,9 @@ value unit is one integer weight step, i.e. ``2**6`` LSBs of Loihi's ``u`` and
 threshold is compared as ``v_th_mant << 6``, so dividing every state by
 ``2**6`` leaves integer weights, biases and thresholds).
 
-Per IR layer the graph holds, in chain order from ``input`` to ``output``:
+Per IR layer the graph holds, in layer order from ``input`` to ``output`` (a residual
+graph's merge is one edge per source into the layer's synapse node: NIR sums a
+node's inputs, and the synapse is linear, so this is the SEW ``ADD``):
 
 * ``Dense``: ``{name}.synapse`` (``nir.Linear``, the integer weights as float64)
   then ``{name}.neuron`` (``nir.CubaLIF``). There is no bias in the synapse:
@@ -277,8 +279,10 @@ def to_nir(net: Network) -> nir.NIRGraph:
         net: the integer network.
 
     Returns:
-        A type-checked ``nir.NIRGraph``: ``input``, the layers' nodes in chain
-        order, ``output``; edges link consecutive nodes.
+        A type-checked ``nir.NIRGraph``: ``input``, the layers' nodes in layer
+        order, ``output``. Edges link a layer's nodes in order; its first node has
+        one edge from each layer it reads (``input`` for the first layer), so a
+        merge is several edges into one synapse node, which NIR sums.
 
     Raises:
         ExportError: a layer NIR cannot express (per-synapse delays, a
@@ -294,14 +298,21 @@ def to_nir(net: Network) -> nir.NIRGraph:
         nodes[name] = node
 
     add(INPUT_NODE, nir.Input(input_type={"input": np.asarray(net.input_shape, dtype=np.int64)}), "input")
-    shape = tuple(net.input_shape)
+    edges: list[tuple[str, str]] = []
+    last: list[str] = []  # per layer, the node its output leaves from
     for i, layer in enumerate(net.layers):
         where = net.describe(i)
+        sources = net.sources(i)
+        shape = tuple(net.layers[sources[0]].out_shape) if sources else tuple(net.input_shape)
+        # NIR sums the edges into a node: a merge's synapse gets one edge per source (a SEW ADD).
+        tails = [last[j] for j in sources] if sources else [INPUT_NODE]
         for name, node in NIR_NODES[layer.kind](nir, layer, shape, where, nodes[INPUT_NODE].metadata):
             add(name, node, where)
-        shape = tuple(layer.out_shape)
-    add(OUTPUT_NODE, nir.Output(output_type={"output": np.asarray(shape, dtype=np.int64)}), "output")
-    names = list(nodes)
+            edges += [(tail, name) for tail in tails]
+            tails = [name]
+        last.append(tails[0])
+    add(OUTPUT_NODE, nir.Output(output_type={"output": np.asarray(net.out_shape, dtype=np.int64)}), "output")
+    edges.append((last[-1], OUTPUT_NODE))
     metadata: dict[str, Any] = {
         "producer": "neuromoco export.nir",
         "ir_format_version": IR_FORMAT_VERSION,
@@ -313,7 +324,7 @@ def to_nir(net: Network) -> nir.NIRGraph:
                           "v=(1-dt/tau_mem)v+(dt/tau_mem)(v_leak+r*I); spike if v>v_threshold, then v=v_reset",
     }
     try:
-        return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata=metadata)
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
     except (ValueError, AssertionError) as exc:
         raise ExportError(f"NIR rejected the graph: {exc}") from None
 

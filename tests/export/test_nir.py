@@ -469,3 +469,27 @@ def test_missing_nir_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "nir", None)  # makes `import nir` raise ImportError
     with pytest.raises(MissingDependencyError, match=r"'nir'.*neuromoco\[export\]"):
         to_nir(dense_network(sizes=(4, 3)))
+
+
+def test_residual_graph_merges_are_edges_into_one_synapse(tmp_path: Path) -> None:
+    """A merge of k layers is k edges into the merge layer's synapse node (NIR sums a node's inputs)."""
+    from export.examples import small_residual_network
+
+    net = small_residual_network(0)
+    graph = read_nir(write_nir(net, tmp_path / "residual.nir"))
+    incoming: dict[str, list[str]] = {}
+    for src, dst in graph.edges:
+        incoming.setdefault(dst, []).append(src)
+    assert sorted(incoming["block2_conv1.synapse"]) == ["block1_conv2.neuron", "stem.neuron"]
+    assert sorted(incoming["block2_down.synapse"]) == ["block1_conv2.neuron", "stem.neuron"]
+    assert sorted(incoming["pool.synapse"]) == ["block2_conv2.neuron", "block2_down.neuron"]
+    assert sorted(incoming["fc3.synapse"]) == ["fc1.neuron", "fc2.neuron"]
+    assert incoming["stem.synapse"] == [INPUT_NODE] and incoming[OUTPUT_NODE] == ["fc3.neuron"]
+    # every other node has exactly one input; every layer's parameters are written as for a chain
+    assert all(len(v) == 1 for k, v in incoming.items() if k not in (
+        "block2_conv1.synapse", "block2_down.synapse", "pool.synapse", "fc3.synapse"))
+    assert len(graph.edges) == sum(len(v) for v in incoming.values()) == 26
+    for layer in net.layers:
+        if isinstance(layer, Conv):
+            np.testing.assert_array_equal(graph.nodes[f"{layer.name}.synapse"].weight, _ungrouped(layer))
+            assert tuple(graph.nodes[f"{layer.name}.synapse"].output_type["output"]) == layer.shape

@@ -1,6 +1,8 @@
 """Fuzz ``export.netx.read_netx``: thousands of mutated netx files, each in its own process.
 
-Seeds are files ``write_netx`` makes from small example networks and copies of
+Seeds are files ``write_netx`` makes from small example networks (chains, and
+residual graphs in neuromoco's graph layout, which also get graph-specific edits
+of their edges, names and header) and copies of
 Intel's netx files in ``../shared/data/lava_netx`` (when present; copied to a
 temporary folder, never opened for writing in place). Every case is one
 mutation, alternately structure-aware (h5py edits of datasets and groups) and
@@ -15,7 +17,8 @@ Case ``i`` of seed ``s`` is reproducible alone: ``--seed s --only i`` runs it
 in-process and shows the traceback. The last line is machine-readable:
 ``fuzz_cases=<n> failures=<k>``.
 
-Usage: .venv/bin/python benchmarks/fuzz_netx.py [--cases 5000] [--seed 0] [--jobs 2] [--timeout 20]
+Usage: .venv/bin/python benchmarks/fuzz_netx.py [--cases 5000] [--seed 0] [--jobs 2] [--timeout 20] [--graphs]
+       [--no-simulate-graphs]
 """
 
 from __future__ import annotations
@@ -66,12 +69,18 @@ def _child(path: Path, folder: Path, timeout: float, fd: int) -> None:
     os._exit(0)
 
 
-def run(cases: int, seed: int, jobs: int, timeout: float, verbose: bool) -> tuple[Counter[str], list[str]]:
+def _seeds(folder: Path, graphs_only: bool) -> list[Path]:
+    paths = write_seed_files(folder)
+    return [p for p in paths if p.name.startswith("graph_")] if graphs_only else paths
+
+
+def run(cases: int, seed: int, jobs: int, timeout: float, verbose: bool,
+        graphs_only: bool = False) -> tuple[Counter[str], list[str]]:
     counts: Counter[str] = Counter()
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="fuzz_netx_") as tmp:
         root = Path(tmp)
-        seeds = write_seed_files(root / "seeds")
+        seeds = _seeds(root / "seeds", graphs_only)
         blobs = [p.read_bytes() for p in seeds]
         running: dict[int, tuple[int, int, float, str, Path]] = {}  # pid -> (index, fd, start, what, folder)
         next_index = 0
@@ -130,11 +139,11 @@ def _cleanup(folder: Path) -> None:
     folder.rmdir()
 
 
-def only(index: int, seed: int) -> None:
+def only(index: int, seed: int, graphs_only: bool = False) -> None:
     """Run one case in this process, showing any traceback."""
     with tempfile.TemporaryDirectory(prefix="fuzz_netx_") as tmp:
         root = Path(tmp)
-        seeds = write_seed_files(root / "seeds")
+        seeds = _seeds(root / "seeds", graphs_only)
         blobs = [p.read_bytes() for p in seeds]
         folder = root / "case"
         folder.mkdir()
@@ -151,17 +160,24 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds a case may take")
     parser.add_argument("--only", type=int, default=None, help="run case N in-process and show the traceback")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--graphs", action="store_true", help="seed with the residual graph files only")
+    parser.add_argument("--no-simulate-graphs", action="store_true",
+                        help="read and round-trip networks from graph files without simulating them")
     args = parser.parse_args()
+    if args.no_simulate_graphs:
+        import netx_mutations
+
+        netx_mutations.SIMULATE_GRAPHS = False
     import torch
 
     # One thread: forked children must not inherit a thread pool they cannot use.
     torch.set_num_threads(1)
     if args.only is not None:
-        only(args.only, args.seed)
+        only(args.only, args.seed, args.graphs)
         return
     _warm_up()
     start = time.perf_counter()
-    counts, failures = run(args.cases, args.seed, max(1, args.jobs), args.timeout, args.verbose)
+    counts, failures = run(args.cases, args.seed, max(1, args.jobs), args.timeout, args.verbose, args.graphs)
     elapsed = time.perf_counter() - start
     total = sum(counts.values())
     print(f"{total} cases in {elapsed:.0f} s ({total / max(elapsed, 1e-9):.1f}/s): "
@@ -176,7 +192,10 @@ def _warm_up() -> None:
     from netgen import random_case
     from sims.native import simulate
 
-    for net in (small_conv_network(0, input_shape=(2, 10, 10), classes=4), random_case(0, "input_neuron").net):
+    from netx_mutations import graph_seed_networks
+
+    for net in (small_conv_network(0, input_shape=(2, 10, 10), classes=4), random_case(0, "input_neuron").net,
+                graph_seed_networks()["residual"]):
         simulate(net, np.zeros((2, *net.input_shape), dtype=np.int32), 2)
 
 

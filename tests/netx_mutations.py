@@ -15,11 +15,17 @@ suite), so the tests and the benchmark share them:
 ``ExportError`` and nothing else, within a time limit; a returned network
 survives ``write_netx`` -> ``read_netx`` unchanged (or ``write_netx`` refuses
 with ``ExportError``) and simulates 2 steps of zero input natively (or
-``simulate`` refuses with ``SimulationError``).
+``simulate`` refuses with ``SimulationError``; graphs only while
+:data:`SIMULATE_GRAPHS`).
+
+Seeds include residual graphs in neuromoco's graph layout (:func:`graph_seed_networks`),
+which get graph-specific edits (:func:`_op_graph`: edges, names, header, the layer
+group moved) a third of the time.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import warnings
@@ -38,6 +44,9 @@ REPO = Path(__file__).resolve().parents[1]
 LAVA_NETX = REPO.parent / "shared" / "data" / "lava_netx"
 #: Intel's files (absent in users' clones: callers skip or leave them out).
 INTEL_FILES = ("tinynet/tiny.net", "mnist/trained_mnist_network.net", "oxford/network.net", "pilotnet_lif/network.net")
+#: Whether check_case simulates networks read from graph files (sims/graph.py, the native graph runner);
+#: ``NMOCO_FUZZ_SIMULATE_GRAPHS=0`` reads and round-trips them only.
+SIMULATE_GRAPHS = os.environ.get("NMOCO_FUZZ_SIMULATE_GRAPHS", "1") != "0"
 #: A case may take this long (read, round trip and a 2-step simulation) before it counts as a hang.
 #: Generous on purpose: this guards against hangs, not speed, and CI machines are shared
 #: (the first case also loads the compiled simulator kernels).
@@ -66,6 +75,8 @@ def write_seed_files(folder: Path, intel: bool = True) -> list[Path]:
     paths = [write_netx(small_conv_network(0, input_shape=(2, 10, 10), classes=4), folder / "small_conv.net")]
     for i, kind in enumerate(KINDS):
         paths.append(write_netx(random_case(100 + i, kind).net, folder / f"gen_{kind}.net"))
+    for name, net in graph_seed_networks().items():
+        paths.append(write_netx(net, folder / f"graph_{name}.net"))
     if intel:
         for name in INTEL_FILES:
             src = LAVA_NETX / name
@@ -75,6 +86,27 @@ def write_seed_files(folder: Path, intel: bool = True) -> list[Path]:
                 dst.chmod(0o644)
                 paths.append(dst)
     return paths
+
+
+def graph_seed_networks() -> dict[str, Network]:
+    """Small residual graphs for the graph layout: conv and dense merges, merges of three sources, an
+    input layer with a neuron that a merge reads directly."""
+    from export.examples import small_residual_network
+    from export.ir import Conv, CubaNeuron, Dense, Flatten, InputLayer
+
+    neuron = CubaNeuron(np.int32(0), np.int32(410), np.int32(20))
+    w = np.random.default_rng(5).integers(-20, 40, size=(2, 2, 3, 3)).astype(np.int32)
+    from_input = Network((
+        InputLayer("in", (2, 5, 5), neuron),
+        Conv("c0", (2, 5, 5), w, padding=(1, 1), neuron=neuron),
+        Conv("c1", (2, 5, 5), w, padding=(1, 1), neuron=neuron, sources=("c0", "in")),
+        Conv("c2", (2, 5, 5), w, padding=(1, 1), neuron=neuron, sources=("c1", "c0", "in")),
+        Flatten("flat", (50,)),
+        Dense("fc", (3,), np.random.default_rng(6).integers(-20, 40, size=(3, 50)).astype(np.int32), neuron=neuron),
+    ))
+    return {"residual": small_residual_network(0, (2, 10, 10), 4, (3, 4), dense_merge=True),
+            "residual_conv_only": small_residual_network(1, (1, 8, 8), 3, (2, 2), dense_merge=False),
+            "from_input": from_input}
 
 
 # ----------------------------------------------------------------------------- values
@@ -301,9 +333,10 @@ def _op_add(rng: Chooser, f: h5py.File, path: str, is_group: bool, scratch: Path
 
 def _op_layers(rng: Chooser, f: h5py.File, path: str, is_group: bool, scratch: Path) -> str:
     """Layer-list edits: drop the tail, duplicate a layer, swap two, move one to a gap."""
-    if "layer" not in f or not isinstance(f["layer"], h5py.Group):
+    key = "layer" if "layer" in f else "graph/layer"
+    if key not in f or not isinstance(f[key], h5py.Group):
         return "noop"
-    lg = f["layer"]
+    lg = f[key]
     keys = sorted((k for k in lg.keys() if isinstance(k, str) and k.isdigit()), key=int)
     if not keys:
         return "noop"
@@ -329,6 +362,83 @@ def _op_layers(rng: Chooser, f: h5py.File, path: str, is_group: bool, scratch: P
     return f"move layer {k}"
 
 
+def _graph_layers(f: h5py.File) -> tuple[h5py.Group, list[str]] | None:
+    if "graph/layer" not in f or not isinstance(f["graph/layer"], h5py.Group):
+        return None
+    lg = f["graph/layer"]
+    return lg, sorted((k for k in lg.keys() if isinstance(k, str) and k.isdigit()), key=int)
+
+
+def _op_graph(rng: Chooser, f: h5py.File, path: str, is_group: bool, scratch: Path) -> str:
+    """Edits of the graph layout: edges (sources) added, dropped, pointed anywhere, given odd dtypes;
+    names dropped, repeated or odd; the header changed; the layer group moved to or beside ``layer``."""
+    found = _graph_layers(f)
+    if found is None or not found[1]:
+        return _op_layers(rng, f, path, is_group, scratch)
+    lg, keys = found
+    k = pick(rng, keys)
+    g = lg[k]
+    if not isinstance(g, h5py.Group):
+        return "noop"
+    n = len(keys)
+    form = rng.randrange(10)
+    if form <= 2:  # an edge list: any indices, often plausible ones
+        size = pick(rng, (1, 1, 2, 2, 3))
+        values = [pick(rng, [int(k) - 1, int(k) - 2, int(k) - 3, 0, 1, int(k), int(k) + 1, n, -1, n + 5])
+                  for _ in range(size)]
+        dtype = pick(rng, ["i8", "i8", "i8", "i4", "u1", "f8", "?"])
+        with np.errstate(all="ignore"):
+            value: Any = np.asarray(values).astype(dtype)
+        if rng.randrange(6) == 0:
+            value = value.reshape(1, -1) if rng.randrange(2) else np.zeros(0, dtype)
+        _replace(f, f"graph/layer/{k}/sources", lambda p, name: p.create_dataset(name, data=value))
+        return f"sources of layer {k} = {values} {dtype}"
+    if form == 3:  # drop an edge list (or all of them)
+        targets = [x for x in keys if isinstance(lg[x], h5py.Group) and "sources" in lg[x]]
+        if not targets:
+            return "noop"
+        chosen = targets if rng.randrange(3) == 0 else [pick(rng, targets)]
+        for x in chosen:
+            del lg[x]["sources"]
+        return f"delete sources of layers {chosen}"
+    if form == 4:  # names: drop, repeat another's, odd strings
+        other = lg[pick(rng, keys)]
+        names = ["", "a\nb", "x" * 300, "caf\u00e9", "stem", "0", 7]
+        if isinstance(other, h5py.Group) and "name" in other:
+            names.append(other["name"][()])
+        if rng.randrange(4) == 0 and "name" in g:
+            del g["name"]
+            return f"delete name of layer {k}"
+        value = pick(rng, names)
+        _replace(f, f"graph/layer/{k}/name", lambda p, name: p.create_dataset(name, data=value))
+        return f"name of layer {k} = {value!r:.40}"
+    if form == 5:
+        value = pick(rng, [np.bytes_(b"neuromoco-graph2"), np.bytes_(b""), "neuromoco-graph", np.int64(1),
+                           np.array([b"neuromoco-graph"], "S20")])
+        _replace(f, "graph/format", lambda p, name: p.create_dataset(name, data=value))
+        return f"graph/format = {value!r:.40}"
+    if form == 6:
+        value = pick(rng, [np.int64(0), np.int64(2), 1.0, np.array([1, 1]), np.int8(1), b"1"])
+        _replace(f, "graph/version", lambda p, name: p.create_dataset(name, data=value))
+        return f"graph/version = {value!r:.40}"
+    if form == 7:  # the layers as a netx chain (names and sources kept), or beside the graph
+        if "layer" in f:
+            return "noop"
+        if rng.randrange(2):
+            f.copy("graph/layer", "layer")
+            return "copy graph/layer to layer"
+        f.move("graph/layer", "layer")
+        return "move graph/layer to layer"
+    if form == 8 and "sources" in g:  # a merge source replaced by another layer of any shape
+        old = np.asarray(g["sources"][()]).reshape(-1)
+        if old.size:
+            old = old.copy()
+            old[rng.randrange(old.size)] = rng.randrange(max(int(k), 1))
+            _replace(f, f"graph/layer/{k}/sources", lambda p, name: p.create_dataset(name, data=old))
+            return f"sources of layer {k} -> {old.tolist()}"
+    return _op_layers(rng, f, path, is_group, scratch)
+
+
 _STRUCT_OPS = (_op_delete, _op_retype, _op_retype, _op_values, _op_values, _op_values, _op_to_group, _op_rename,
                _op_link, _op_scale, _op_add, _op_add, _op_layers)
 
@@ -344,7 +454,8 @@ def mutate_structure(rng: Chooser, src: Path, dst: Path, scratch: Path) -> list[
             if not objects:
                 break
             path, is_group = pick(rng, objects)
-            op = pick(rng, _STRUCT_OPS)
+            # graph files get graph edits a third of the time, besides everything chains get
+            op = _op_graph if "graph" in f and rng.randrange(3) == 0 else pick(rng, _STRUCT_OPS)
             try:
                 done.append(op(rng, f, path, is_group, scratch))
             except (KeyError, ValueError, TypeError, RuntimeError, OSError) as exc:  # h5py refused the edit itself
@@ -428,10 +539,11 @@ def check_case(path: Path, scratch: Path, limit: float = CASE_SECONDS) -> Outcom
         else:
             back = read_netx(again)
             assert networks_equal(back, net), "write_netx -> read_netx changed the network"
-        try:
-            simulate(net, np.zeros((2, *net.input_shape), dtype=np.int32), 2)
-        except SimulationError:
-            pass
+        if SIMULATE_GRAPHS or not net.is_graph:
+            try:
+                simulate(net, np.zeros((2, *net.input_shape), dtype=np.int32), 2)
+            except SimulationError:
+                pass
     elapsed = time.perf_counter() - start
     assert elapsed < limit, f"case took {elapsed:.1f} s"
     return Outcome("network", elapsed)

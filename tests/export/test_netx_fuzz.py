@@ -35,7 +35,7 @@ from netx_mutations import (
 from shared_data import shared_file
 
 #: Cases per hypothesis test; the default suite runs their sum (>= 200).
-STRUCT_OURS, STRUCT_INTEL, BYTES_ALL = 120, 80, 120
+STRUCT_OURS, STRUCT_INTEL, BYTES_ALL, STRUCT_GRAPHS = 120, 80, 120, 100
 _FUZZ = settings(
     max_examples=1,  # replaced per test below
     deadline=None,
@@ -54,10 +54,13 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     paths = write_seed_files(folder)
     ours = [p for p in paths if not p.name.startswith("intel_")]
     intel = [p for p in paths if p.name.startswith("intel_")]
+    graphs = [p for p in paths if p.name.startswith("graph_")]
     for path in ours[:2]:  # compile the simulator's kernels before any case is timed
         net = read_netx(path)
         simulate(net, np.zeros((2, *net.input_shape), dtype=np.int32), 2)
-    return {"ours": ours, "intel": intel}
+    graph_net = read_netx(graphs[0])  # and the graph runner's
+    simulate(graph_net, np.zeros((2, *graph_net.input_shape), dtype=np.int32), 2)
+    return {"ours": ours, "intel": intel, "graphs": graphs}
 
 
 def _run(inner: Callable[..., None], examples: int, ran: list[Any]) -> None:
@@ -91,6 +94,14 @@ def test_structure_mutations_of_intel_files(seeds: dict[str, list[Path]], tmp_pa
         shared_file("lava_netx", *name.split("/"))  # skips with the reason when ../shared is absent
     ran: list[Any] = []
     _run(_structural(seeds["intel"], tmp_path, ran), STRUCT_INTEL, ran)
+
+
+def test_structure_mutations_of_graph_files(seeds: dict[str, list[Path]], tmp_path: Path) -> None:
+    """Residual graphs in the graph layout, a third of their edits graph-specific (edges, names, header)."""
+    assert len(seeds["graphs"]) >= 3
+    ran: list[Any] = []
+    _run(_structural(seeds["graphs"], tmp_path, ran), STRUCT_GRAPHS, ran)
+    assert {outcome.kind for outcome in ran} == {"network", "refused"}  # some edits leave a valid graph
 
 
 def test_byte_mutations(seeds: dict[str, list[Path]], tmp_path: Path) -> None:

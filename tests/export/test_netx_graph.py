@@ -224,3 +224,14 @@ def test_a_chain_written_as_a_graph_is_refused(tmp_path: Path) -> None:
                                           r"chain, which is written as plain netx") as info:
         read_netx(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_name_holding_code_is_only_a_name(tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    path = write_netx(small_residual_network(0), tmp_path / "graph.net")
+    with h5py.File(path, "a") as f:
+        _set("graph/layer/3/name", code)(f)
+    net = read_netx(path)
+    assert net.layers[2].name == code and net.layers[3].sources == (code, "stem")  # type: ignore[union-attr]
+    assert not marker.exists()

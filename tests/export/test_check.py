@@ -527,3 +527,28 @@ def test_fan_in_of_a_merge_sums_its_sources() -> None:
                                                r"4608 \(a merge of 2 sources: 2 synapse processes into the same "
                                                r"neurons\), above the 4096 input axons"):
         check_network(_wide_merge(("c1", "c0")), LOIHI2)
+
+
+def test_sew_resnet18_graph_topology_and_fit() -> None:
+    """SEW-ResNet-18 at 2x34x34: 17 convs + 3 downsampling shortcuts + pool + flatten + fc; the ADDs are
+    merges; on Loihi 2 it takes 2 chips and its 3x3x512 convs (and the wide merges) exceed the fan-in."""
+    from export.examples import sew_resnet18_graph
+
+    net = sew_resnet18_graph()
+    assert len(net.layers) == 23 and net.depth == 19
+    merges = {layer.name: len(layer.sources) for layer in net.layers if len(getattr(layer, "sources", ())) > 1}
+    assert merges == {"stage1_block2_conv1": 2, "stage2_block1_conv1": 3, "stage2_block1_down": 3,
+                      "stage2_block2_conv1": 2, "stage3_block1_conv1": 3, "stage3_block1_down": 3,
+                      "stage3_block2_conv1": 2, "stage4_block1_conv1": 3, "stage4_block1_down": 3,
+                      "stage4_block2_conv1": 2, "avgpool": 3}
+    stem, pool = net.layers[0], net.layers[net.layer_index("avgpool")]
+    assert isinstance(stem, Conv) and stem.weight.shape == (64, 2, 7, 7) and stem.stride == (2, 2)
+    assert isinstance(pool, Conv) and pool.groups == 512 and pool.weight.shape == (512, 1, 3, 3)
+    assert net.out_shape == (10,)
+    table = estimate_resources(net, LOIHI2)
+    assert (table.cores, table.chips, table.chip_bound) == (195, 2, "cores")
+    violations = find_violations(net, LOIHI2)
+    assert {v.rule for v in violations} == {"neuron_fan_in"}
+    assert [net.layers[v.layer_index].name for v in violations] == [
+        "stage3_block2_conv1", "stage4_block1_conv1", "stage4_block1_conv2", "stage4_block2_conv1",
+        "stage4_block2_conv2"]

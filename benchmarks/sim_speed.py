@@ -2,11 +2,14 @@
 
 Networks: PilotNet LIF (Intel's file when ../shared is present, else the same
 shapes with random weights), Intel's PilotNet SDNN (graded spikes; skipped
-without ../shared) and a 784-128-64-10 dense network. The native
+without ../shared), a 784-128-64-10 dense network and a SEW residual graph
+(``residual``: ``export.examples.small_residual_network`` at 2x34x34 with 16 and
+32 channels, the shape of ``loihinet_sew_s``; Lava runs it as built by
+``sims.lava.build_lava_graph``, one synapse process per source of a merge). The native
 simulator runs batch 1 and batch 64; Lava runs one sample, its steady state
 timed apart from its build. Speed is samples x steps per second; the ratio is
 native / Lava. The last line is machine-readable:
-``pilotnet_b1=<x> pilotnet_b64=<x> dense_b64=<x> pilotnet_sdnn_b1=<x> pilotnet_sdnn_b64=<x>``.
+``pilotnet_b1=<x> pilotnet_b64=<x> dense_b64=<x> residual_b64=<x> pilotnet_sdnn_b1=<x> pilotnet_sdnn_b64=<x>``.
 
 PilotNet SDNN input: Intel's input.npy frame panned by one pixel per step (a
 camera turning), so that every layer sends messages at every step. A held frame
@@ -30,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from export.examples import dense_network, pilotnet_shaped_network  # noqa: E402
+from export.examples import dense_network, pilotnet_shaped_network, small_residual_network  # noqa: E402
 from export.ir import InputLayer, Network  # noqa: E402
 from export.netx import read_netx, write_netx  # noqa: E402
 from sims.lava_compat import import_netx  # noqa: E402
@@ -73,6 +76,34 @@ def lava_steady_steps_per_s(
         rate = steps / (time.perf_counter() - t1)
     finally:
         lava_net.stop()
+    return build, rate
+
+
+def lava_graph_steady_steps_per_s(net: Network, frames: np.ndarray, warmup: int, steps: int) -> tuple[float, float]:
+    """(build seconds, steady-state steps/s) of a residual graph in Lava, built by ``build_lava_graph``."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc import io
+
+    from sims.lava import build_lava_graph
+
+    t0 = time.perf_counter()
+    data = np.transpose(frames, tuple(range(frames.ndim - 1, -1, -1)))  # (T, C, H, W) -> (W, H, C, T)
+    source = io.source.RingBuffer(data=np.ascontiguousarray(data))
+    graph = build_lava_graph(net, source.s_out)
+    out = graph.blocks[len(net.layers) - 1].out
+    sink = io.sink.RingBuffer(shape=out.shape, buffer=warmup + steps)
+    out.connect(sink.a_in)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    try:
+        source.create_runtime(run_cfg=cfg)
+        source.run(condition=RunSteps(num_steps=warmup), run_cfg=cfg)
+        build = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        source.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        rate = steps / (time.perf_counter() - t1)
+    finally:
+        source.stop()
     return build, rate
 
 
@@ -128,8 +159,15 @@ def main() -> None:
         panned = np.stack([np.roll(frame, t, axis=2) for t in range(args.steps)]).astype(np.int32)
         held = np.ascontiguousarray(np.broadcast_to(frame, (args.steps, *frame.shape))).astype(np.int32)
         cases += [("pilotnet_sdnn", sdnn, sdnn_path, panned, None), ("sdnn_held", sdnn, sdnn_path, held, None)]
+    residual = small_residual_network(0, input_shape=(2, 34, 34), channels=(16, 32))
+    residual_frames = (rng.random((args.steps, *residual.input_shape)) < 0.1).astype(np.int32)
+    cases.insert(2, ("residual", residual, None, residual_frames, None))
     for label, net, path, frames, bias in cases:
-        build, lava_rate = lava_steady_steps_per_s(path, frames, net, warmup=2, steps=args.lava_steps, input_bias=bias)
+        if path is None:
+            build, lava_rate = lava_graph_steady_steps_per_s(net, frames, warmup=2, steps=args.lava_steps)
+        else:
+            build, lava_rate = lava_steady_steps_per_s(path, frames, net, warmup=2, steps=args.lava_steps,
+                                                       input_bias=bias)
         for batch in (1, 64):
             rate = native_rate(net, frames, batch, args.steps, bias)
             ratios[f"{label}_b{batch}"] = rate / lava_rate
@@ -146,7 +184,7 @@ def main() -> None:
               "(lava-dl's test protocol)")
         sdnn_line = f" pilotnet_sdnn_b1={ratios['pilotnet_sdnn_b1']:.0f} pilotnet_sdnn_b64={ratios['pilotnet_sdnn_b64']:.0f}"
     print(f"pilotnet_b1={ratios['pilotnet_b1']:.0f} pilotnet_b64={ratios['pilotnet_b64']:.0f} "
-          f"dense_b64={ratios['dense_b64']:.0f}{sdnn_line}")
+          f"dense_b64={ratios['dense_b64']:.0f} residual_b64={ratios['residual_b64']:.0f}{sdnn_line}")
 
 
 if __name__ == "__main__":

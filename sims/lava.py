@@ -223,6 +223,8 @@ def _clone_synapse(synapse: Any) -> Any:
     """Another synapse process of the same type with the same constructor arguments (weights,
     weight_exp, num_weight_bits, delays, conv geometry, message bits): one more copy of a merge."""
     params = {k: v for k, v in synapse.proc_params._parameters.items() if k not in ("name", "log_config")}
+    if "delays" not in params and hasattr(synapse, "delays"):  # DelayDense keeps its delays in a Var only
+        params["delays"] = synapse.delays.init
     return type(synapse)(**params)
 
 

@@ -99,3 +99,20 @@ def test_graph_runner_equals_chain_runner_on_chains(kind: str) -> None:
         graph = simulate_graph(case.net, x, steps, case.options.get("reset_interval"),
                                case.options.get("reset_offset", 0), True, None)
         _assert_same(chain, graph)
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_simulate_equals_the_per_source_graph_runner(extreme: bool) -> None:
+    """``simulate`` on random graphs equals :func:`sims.graph.simulate_graph` (per-source currents
+    summed in an int32 port, then the neurons; checked against Lava in test_graph_native_vs_lava),
+    whichever kernels ``simulate`` runs them with; also at batch sizes that change its threading."""
+    from sims.graph import simulate_graph
+    from sims.native import check_input
+
+    for seed in range(40):
+        case = random_graph_case(700 + seed, extreme)
+        spikes = case.spikes if seed % 4 else np.concatenate([case.spikes] * 5)  # batch 5-10
+        ref_x, steps = check_input(case.net, spikes, case.steps)
+        ref = simulate_graph(case.net, ref_x, steps, case.options.get("reset_interval"),
+                             case.options.get("reset_offset", 0), True, None)
+        _assert_same(simulate(case.net, spikes, case.steps, record_state=True, **case.options), ref)

@@ -1,4 +1,10 @@
-"""Native simulation of residual graphs: one synapse process per source, summed at the neurons.
+"""A plain reference simulation of residual graphs: one synapse process per source, summed at the neurons.
+
+:func:`sims.native.simulate` runs graphs with the compiled kernels (``_run_merge``: the chain's conv
+scatter and dense synapse, one process per source, summed in the port). This module computes the
+same thing a different way, with integer sparse products and numpy, so that the fast path has an
+independent model to be checked against on many random graphs (``tests/sims/test_graph_native.py``)
+beside the slower checks against Lava. It is not on any user path.
 
 A merge layer (:attr:`export.ir.Network.sources` naming several layers) is, on the chip and
 in Lava, one synapse process per source, all connected to the same neurons' ``a_in`` port.

@@ -424,6 +424,126 @@ def dense_lif_layer(
         synops[b] = delivered
 
 
+@njit(cache=True, nogil=True)
+def conv_current_layer(
+    item_start: int, item_stop: int, s: npt.NDArray[Any], w: npt.NDArray[Any],
+    tap_ptr: npt.NDArray[Any], tap_dst: npt.NDArray[Any], tap_src: npt.NDArray[Any], tap_len: npt.NDArray[Any],
+    groups: int,
+    bands: npt.NDArray[Any], band_inputs: npt.NDArray[Any], fan: npt.NDArray[Any], all_active: npt.NDArray[Any],
+    acc_wrap_bits: int, current: npt.NDArray[Any], synops: npt.NDArray[Any],
+) -> None:
+    """One conv synapse PROCESS of a merge: its output added into the neurons' input port, every step.
+
+    The scatter of :func:`conv_lif_layer` (same tables, same one-step latency, same complement trick),
+    but instead of feeding neurons, the process's accumulator is wrapped to ``acc_wrap_bits`` (its own
+    24-bit wrap) and added into ``current`` in int32, as Lava's ``a_in`` port adds the outputs of every
+    process connected to it. Called once per source of a merge layer.
+
+    Args:
+        s: (B, steps, C_in, H_in, W_in) bool spikes of this source.
+        current: (B, steps, N) int32 in C, H, W order: the port's sum so far (added into).
+        synops: (B * P,) int64, synaptic events this process delivers (added into).
+        the rest: as :func:`conv_lif_layer`.
+    """
+    c_in, h_in, w_in = s.shape[2], s.shape[3], s.shape[4]
+    taps, per_group_out = w.shape[1] * w.shape[2], w.shape[3]
+    pixels = h_in * w_in
+    n_bands = bands.shape[0] - 1
+    steps, n = current.shape[1], current.shape[2]
+    c_out = groups * per_group_out
+    hw = n // c_out
+    per_group_in = c_in // groups
+    shift = _I32(32 - acc_wrap_bits) if acc_wrap_bits > 0 else _I32(0)
+    acc = np.zeros(n, w.dtype)
+    events = np.zeros(pixels + 1, np.uint64)
+    w_flat = w.reshape(w.size)
+    for item in range(item_start, item_stop):
+        b = item // n_bands
+        q = item % n_bands
+        o_lo = bands[q]
+        o_hi = bands[q + 1]
+        i_lo = band_inputs[q, 0]
+        i_hi = band_inputs[q, 1]
+        band_px = o_hi - o_lo
+        lo = o_lo * c_out
+        size = band_px * c_out
+        p_acc = acc[:size]
+        p_all = all_active[lo : lo + size]
+        p_fan = fan[q]
+        p_ptr = tap_ptr[q]
+        fan_all = p_fan.sum()
+        delivered = 0
+        for k in range(1, steps):
+            frame = s[b, k - 1].reshape(c_in, pixels)
+            active = 0
+            for c in range(c_in):
+                for pix in range(i_lo, i_hi):
+                    active += frame[c, pix]
+            if active == 0:
+                continue
+            complement = 2 * active > c_in * (i_hi - i_lo)
+            fan_ev = _scatter_frame(frame, not complement, i_lo, i_hi, events, p_fan, p_ptr, tap_dst, tap_src,
+                                    tap_len, w_flat, p_acc, per_group_in, per_group_out, taps)
+            delivered += fan_all - fan_ev if complement else fan_ev
+            out = current[b, k]
+            for c in range(np.uint64(c_out)):
+                o = c * np.uint64(hw) + np.uint64(o_lo)
+                for pix in range(np.uint64(band_px)):
+                    e = pix * np.uint64(c_out) + c
+                    x = _I32(p_all[e] - p_acc[e]) if complement else _I32(p_acc[e])
+                    if acc_wrap_bits > 0:
+                        x = _I32(_I32(x << shift) >> shift)
+                    out[o + pix] = _I32(out[o + pix] + x)
+            p_acc[:] = 0
+        synops[item] += delivered
+
+
+@njit(cache=True, nogil=True)
+def dense_current_layer(
+    b_start: int, b_stop: int, s: npt.NDArray[Any], w_t: npt.NDArray[Any], delays: npt.NDArray[Any],
+    weight_exp: int, fan: npt.NDArray[Any], current: npt.NDArray[Any], synops: npt.NDArray[Any],
+) -> None:
+    """One dense synapse PROCESS of a merge: its int32 ``a_buff`` added into the neurons' port, every step.
+
+    The synapse of :func:`dense_lif_layer` (per-delay sums shifted by the weight exponent, held in
+    int32), added into ``current`` (B, steps, N_out) int32; ``synops`` (B,) is added into."""
+    n_in = s.shape[2]
+    steps, n = current.shape[1], current.shape[2]
+    acc = np.zeros(n, np.int64)
+    part = np.zeros(n, w_t.dtype)
+    for b in range(b_start, b_stop):
+        delivered = 0
+        for k in range(steps):
+            acc[:] = 0
+            for di in range(delays.shape[0]):
+                src = k - 1 - delays[di]
+                if src < 0:
+                    continue
+                part[:] = 0
+                row = s[b, src]
+                wd = w_t[di].reshape(n_in * n)
+                fan_d = fan[di]
+                for j in range(n_in):
+                    if row[j]:
+                        delivered += fan_d[j]
+                        first = np.uint64(j * n)
+                        for o in range(np.uint64(n)):
+                            part[o] += wd[first + o]
+                if weight_exp > 0:
+                    for o in range(n):
+                        acc[o] += part[o] << weight_exp
+                elif weight_exp < 0:
+                    for o in range(n):
+                        acc[o] += part[o] >> (-weight_exp)
+                else:
+                    for o in range(n):
+                        acc[o] += part[o]
+            out = current[b, k]
+            for o in range(n):
+                out[o] = _I32(out[o] + _I32(acc[o]))
+        synops[b] += delivered
+
+
 def conv_taps(
     in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
     dilation: tuple[int, int], out_hw: tuple[int, int],

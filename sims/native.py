@@ -42,9 +42,11 @@ from hw_targets.errors import SimulationError
 from sims.cache import SIM_CACHE
 from sims.counts import conv_fanout, dense_fanout
 from sims.jit_kernels import (
+    conv_current_layer,
     conv_lif_layer,
     conv_band_taps,
     conv_taps,
+    dense_current_layer,
     dense_lif_layer,
     expand_param,
     input_lif_layer,
@@ -413,12 +415,6 @@ def simulate(
         from sims.sdnn import simulate_sdnn  # noqa: PLC0415
 
         result = simulate_sdnn(net, x, steps, record_state)
-    elif net.is_graph:
-        # One synapse process per source of a merge, each with its own arithmetic: a runner of its own,
-        # so the chain's fused kernels stay as they are.
-        from sims.graph import simulate_graph  # noqa: PLC0415
-
-        result = simulate_graph(net, x, steps, reset_interval, reset_offset, record_state, input_bias)
     else:
         result = _simulate(net, x, steps, reset_interval, reset_offset, record_state, input_bias)
     result.wall_s = time.perf_counter() - t0
@@ -499,6 +495,51 @@ def _run_conv(layer: Layer, where: str, p: _Pass) -> _LayerRun | None:
                       layer.groups, plan.bands, plan.band_inputs, plan.fan, plan.all_active, C.CONV_ACC_BITS)
 
 
+def _merge_lif_layer(
+    b_start: int, b_stop: int, synapses: list[tuple[Callable[..., None], tuple[Any, ...]]],
+    current: npt.NDArray[np.int32], n_parts: int, *neuron: Any,
+) -> None:
+    """A merge layer for samples [b_start, b_stop): every synapse process (one per source) adds its own
+    output, with its own wrap, into the int32 port ``current``; then the neurons run on the sum as on
+    an input layer's current (``a << 6``, one u wrap, one v saturation)."""
+    current[b_start:b_stop] = 0
+    synops = neuron[-1]
+    for kernel, args in synapses:
+        kernel(b_start, b_stop, *args, current, synops)
+    input_lif_layer(b_start, b_stop, current, n_parts, *neuron)
+
+
+def _run_merge(layer: Layer, where: str, p: _Pass, sources: list[npt.NDArray[np.bool_]]) -> _LayerRun:
+    """A layer reading several sources: on the chip and in Lava, one synapse process per source into
+    the same ``a_in`` port, each computing on its own (a conv's 24-bit accumulator wraps per process,
+    a dense process shifts by its weight exponent into its own int32 buffer), summed by the port."""
+    shape = tuple(layer.out_shape)
+    n = int(np.prod(shape))
+    synapses: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+    if isinstance(layer, Conv):
+        if layer.neuron is None:
+            raise SimulationError(f"{where}: a conv layer needs a neuron (netx has no synapse-only layers)")
+        neuron = layer.neuron
+        plan = _plan_conv(layer, tuple(sources[0].shape[2:]), 1)  # every source has the same shape
+        for src in sources:
+            synapses.append((conv_current_layer, (src, plan.scatter_weight, plan.tap_ptr, plan.tap_dst, plan.tap_src,
+                                                  plan.tap_len, layer.groups, plan.bands, plan.band_inputs,
+                                                  plan.fan, plan.all_active, C.CONV_ACC_BITS)))
+    elif isinstance(layer, Dense):
+        neuron = layer.neuron or default_dense_neuron()
+        dplan = _plan_dense(layer, where)
+        for src in sources:
+            synapses.append((dense_current_layer, (src.reshape(p.batch, p.steps, -1), dplan.weight_t, dplan.delays,
+                                                   dplan.weight_exp, dplan.fan)))
+    else:
+        raise SimulationError(f"{where}: a {layer.kind} layer cannot merge several sources")
+    # The neurons in C, H, W order, as the port's sum is laid out.
+    flat = SIM_CACHE.plan(layer, ("merge-neuron",), lambda: _neuron_plan(neuron, layer.bias, shape, where))
+    current = np.empty((p.batch, p.steps, n), dtype=np.int32)
+    return _layer_run(_merge_lif_layer, 1, p.spikes_out(shape), shape, flat, p.reset(), p.record_state,
+                      synapses, current, 1)
+
+
 #: One runner per IR layer kind: ``runner(layer, where, pass)`` returns the layer's kernel call
 #: (None when the layer computes nothing) and may reshape ``pass.prev``.
 LAYER_RUNNERS: dict[str, Callable[[Layer, str, _Pass], "_LayerRun | None"]] = {
@@ -549,9 +590,16 @@ def _simulate(
     p = _Pass(x, prev, steps, depth_first, record_state, input_bias, reset_interval, reset_offset, spikes_out)
     runs: list[_LayerRun | None] = []
     layer_spikes: list[npt.NDArray[np.bool_]] = []
+    graph = net.is_graph
     for i, layer in enumerate(net.layers):
         shape = tuple(layer.out_shape)
-        run = LAYER_RUNNERS[layer.kind](layer, net.describe(i), p)
+        srcs = net.sources(i)
+        if graph and srcs:  # a residual graph: the layer reads its sources, not necessarily the layer before
+            p.prev = layer_spikes[srcs[0]]
+        if len(srcs) > 1:
+            run: _LayerRun | None = _run_merge(layer, net.describe(i), p, [layer_spikes[j] for j in srcs])
+        else:
+            run = LAYER_RUNNERS[layer.kind](layer, net.describe(i), p)
         if run is not None:
             p.prev = run.spikes.reshape(batch, steps, *shape)
         runs.append(run)

@@ -112,12 +112,16 @@ def fixed_layer_activity(units: list[tuple[float, bool]], messages: list[npt.NDA
 
 
 def float_layer_spikes(model: Any, frames: Any) -> list[npt.NDArray[np.float64]]:
-    """Per-block spike counts over time of a float ``LoihiNet``: (B, *shape) per block (flatten included)."""
+    """Per-layer spike counts over time of a float ``LoihiNet`` or residual ``LoihiGraphNet``: (B, *shape)
+    per IR layer (flatten included). A graph reports its own layers (``layer_spikes``: the IR's, one for
+    one, each over the chip's ``T + L`` steps), since its blocks are no chain."""
     import torch
     from spikingjelly.activation_based import functional
 
     counts: list[npt.NDArray[np.float64]] = []
     with torch.no_grad():
+        if hasattr(model, "layer_spikes"):
+            return [s.sum(0).double().numpy() for s in model.layer_spikes(frames)]
         functional.reset_net(model)
         x = model.encode_input(frames)  # a static image's code (latency), else the frames
         for block in model.blocks:

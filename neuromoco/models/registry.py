@@ -16,6 +16,7 @@ from neuromoco.models.base import SpikingBackbone
 from neuromoco.models.encoding import ENCODINGS, build_encoder, encoded_channels
 from neuromoco.models.loihinet import LOIHINET_SPECS, LoihiNet
 from neuromoco.models.loihinet_sdnn import SDNN_SPECS, LoihiSdnn
+from neuromoco.models.loihinet_sew import SEW_SPECS, build_sew
 from neuromoco.models.neuron import check_cuba_params
 from neuromoco.models.sew_resnet import SEWResNet18
 from neuromoco.models.spikformer import Spikformer
@@ -33,7 +34,7 @@ class ModelConfig:
 
     Attributes:
         name: A registered backbone (``nmoco train --model NAME``).
-        current_decay: loihinet CUBA-LIF current decay, a multiple of 1/4096 (4096/4096: memoryless current).
+        current_decay: loihinet (and its SEW graphs, ``loihinet_sew_s``, ``sew_resnet18_loihi``) CUBA-LIF current decay, a multiple of 1/4096 (4096/4096: memoryless current).
         voltage_decay: loihinet CUBA-LIF voltage decay, a multiple of 1/4096 (128/4096: nearly integrating).
         threshold: loihinet CUBA-LIF threshold, a multiple of 1/64.
         batch_norm: loihinet and loihinet_sdnn put a foldable batch-norm after each conv and their dense feature layer.
@@ -102,6 +103,14 @@ def _loihinet(name: str) -> Builder:
     return build
 
 
+def _loihinet_sew(name: str) -> Builder:
+    def build(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
+        return build_sew(SEW_SPECS[name], input_shape, num_classes, cfg.current_decay, cfg.voltage_decay,
+                         cfg.threshold, cfg.surrogate_alpha, cfg.batch_norm, cfg.hw_timing)
+
+    return build
+
+
 def _loihinet_sdnn(name: str) -> Builder:
     def build(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> SpikingBackbone:
         return LoihiSdnn(SDNN_SPECS[name], input_shape, num_classes, cfg.batch_norm)
@@ -122,6 +131,8 @@ MODELS: dict[str, Builder] = {
     "loihinet_s": _loihinet("loihinet_s"),
     "loihinet_m": _loihinet("loihinet_m"),
     "loihinet_sdnn_s": _loihinet_sdnn("loihinet_sdnn_s"),
+    "loihinet_sew_s": _loihinet_sew("loihinet_sew_s"),
+    "sew_resnet18_loihi": _loihinet_sew("sew_resnet18_loihi"),
     "sew_resnet18": _sew_resnet18,
     "spikformer_2_256": _spikformer_2_256,
 }

@@ -54,9 +54,69 @@ def layer_scale(weight: torch.Tensor, threshold: float, bias: torch.Tensor | Non
     return q
 
 
+def quant_block(block: nn.Module, where: str) -> QuantBlock:
+    """The QAT twin of one float ``LoihiBlock``: batch-norm folded, weights, bias and threshold on the grid.
+
+    Args:
+        block: A ``LoihiBlock`` (synapse, optional norm, ``CubaLIFNode``).
+        where: How messages name the block (``block #3``, ``layer 's1b0_conv1' (#2)``).
+
+    Raises:
+        TargetLimitError: Not a ``LoihiBlock``, or its neuron is not a fixed-parameter CUBA-LIF neuron.
+    """
+    from neuromoco.models.loihinet import LoihiBlock
+    from neuromoco.models.neuron import CubaLIFNode
+
+    if not isinstance(block, LoihiBlock):
+        raise TargetLimitError(f"{where} ({type(block).__name__}) has no Loihi lowering")
+    syn = block.synapse
+    weight = syn.weight.detach().float()
+    bias = syn.bias.detach().float() if syn.bias is not None else torch.zeros(weight.shape[0])
+    if block.norm is not None:
+        weight, bias = fold_batch_norm(weight, bias, block.norm)
+        weight, bias = weight.detach(), bias.detach()
+    node = block.neuron
+    if not isinstance(node, CubaLIFNode):
+        raise TargetLimitError(
+            f"{where}: {type(node).__name__} is not a CUBA-LIF neuron with fixed parameters (use --neuron lif)"
+        )
+    bias_v = bias / node.current_decay if node.current_decay > 0 else bias
+    q = layer_scale(weight, node.threshold, bias_v)
+    make_block = functools.partial(
+        QuantBlock,
+        bias=torch.round(bias_v * q),
+        scale=q,
+        i_decay=round(node.current_decay * C.DECAY_UNITY),
+        v_decay=round(node.voltage_decay * C.DECAY_UNITY),
+        threshold=node.threshold,
+        surrogate_function=node.surrogate_function,
+    )
+    if isinstance(syn, nn.Conv2d):
+        # torch types Conv2d's stride, padding and dilation as tuple[int, ...]; Conv2d makes them pairs.
+        return make_block("conv", weight, stride=tuple(syn.stride), padding=tuple(syn.padding),  # type: ignore[arg-type]
+                          dilation=tuple(syn.dilation), groups=syn.groups)  # type: ignore[arg-type]
+    return make_block("dense", weight)
+
+
+def binary_input_encoder(model: nn.Module) -> nn.Module | None:
+    """The model's input encoder if it sends binary spikes (None without one).
+
+    Raises:
+        TargetLimitError: The encoder feeds an analog step (the hybrid code).
+    """
+    encoder = model._modules.get("input_encoder")
+    if encoder is not None and getattr(encoder, "analog_input", False):
+        raise TargetLimitError(
+            f"input encoder {type(encoder).__name__} feeds an analog step; Loihi input is binary spikes "
+            "(use --encoding latency)"
+        )
+    return encoder
+
+
 def to_quant(model: nn.Module, input_shape: Sequence[int], hw_timing: bool = True) -> QuantLoihiNet | QuantSdnnNet:
-    """The QAT twin of a float ``LoihiNet`` (from ``neuromoco.models.loihinet``), or of a ``LoihiSdnn``
-    (:func:`neuromoco.quant.sdnn.to_quant_sdnn`, always in hardware timing).
+    """The QAT twin of a float ``LoihiNet`` (from ``neuromoco.models.loihinet``), of a ``LoihiSdnn``
+    (:func:`neuromoco.quant.sdnn.to_quant_sdnn`, always in hardware timing), or of a residual
+    ``LoihiGraphNet`` (:func:`neuromoco.quant.graph.to_quant_graph`).
 
     Args:
         model: the trained float model (eval-mode batch-norm statistics are folded).
@@ -64,58 +124,26 @@ def to_quant(model: nn.Module, input_shape: Sequence[int], hw_timing: bool = Tru
         hw_timing: add Loihi's one-step synaptic delay per layer.
 
     Raises:
-        TargetLimitError: if the model is not a sequential conv/dense CUBA-LIF network.
+        TargetLimitError: if the model is not a conv/dense CUBA-LIF network (chain or ADD graph).
     """
-    from neuromoco.models.loihinet import Flatten, LoihiBlock, LoihiNet
+    from neuromoco.models.loihinet import Flatten, LoihiNet
     from neuromoco.models.loihinet_sdnn import LoihiSdnn
-    from neuromoco.models.neuron import CubaLIFNode
+    from neuromoco.models.loihinet_sew import LoihiGraphNet
+    from neuromoco.quant.graph import to_quant_graph
 
     if isinstance(model, LoihiSdnn):
         return to_quant_sdnn(model, input_shape)
+    if isinstance(model, LoihiGraphNet):
+        return to_quant_graph(model, input_shape, hw_timing)
     if not isinstance(model, LoihiNet):
+        hint = " (the paper's sew_resnet18 is not; its deployable form is sew_resnet18_loihi)" \
+            if type(model).__name__ == "SEWResNet18" else ""
         raise TargetLimitError(
-            f"QAT for Loihi needs a loihinet model; got {type(model).__name__}. "
-            "Train loihinet_s or loihinet_m for deployment"
+            f"QAT for Loihi needs a loihinet model; got {type(model).__name__}{hint}. "
+            "Train loihinet_s, loihinet_m, loihinet_sew_s or sew_resnet18_loihi for deployment"
         )
-    encoder = model._modules.get("input_encoder")
-    if encoder is not None and getattr(encoder, "analog_input", False):
-        raise TargetLimitError(
-            f"input encoder {type(encoder).__name__} feeds an analog step; Loihi input is binary spikes "
-            "(use --encoding latency)"
-        )
+    encoder = binary_input_encoder(model)
     blocks: list[nn.Module] = []
     for i, block in enumerate(model.blocks):
-        if isinstance(block, Flatten):
-            blocks.append(QuantFlatten())
-            continue
-        if not isinstance(block, LoihiBlock):
-            raise TargetLimitError(f"block #{i} ({type(block).__name__}) has no Loihi lowering")
-        syn = block.synapse
-        weight = syn.weight.detach().float()
-        bias = syn.bias.detach().float() if syn.bias is not None else torch.zeros(weight.shape[0])
-        if block.norm is not None:
-            weight, bias = fold_batch_norm(weight, bias, block.norm)
-            weight, bias = weight.detach(), bias.detach()
-        node = block.neuron
-        if not isinstance(node, CubaLIFNode):
-            raise TargetLimitError(
-                f"block #{i}: {type(node).__name__} is not a CUBA-LIF neuron with fixed parameters (use --neuron lif)"
-            )
-        bias_v = bias / node.current_decay if node.current_decay > 0 else bias
-        q = layer_scale(weight, node.threshold, bias_v)
-        make_block = functools.partial(
-            QuantBlock,
-            bias=torch.round(bias_v * q),
-            scale=q,
-            i_decay=round(node.current_decay * C.DECAY_UNITY),
-            v_decay=round(node.voltage_decay * C.DECAY_UNITY),
-            threshold=node.threshold,
-            surrogate_function=node.surrogate_function,
-        )
-        if isinstance(syn, nn.Conv2d):
-            # torch types Conv2d's stride, padding and dilation as tuple[int, ...]; Conv2d makes them pairs.
-            blocks.append(make_block("conv", weight, stride=tuple(syn.stride), padding=tuple(syn.padding),  # type: ignore[arg-type]
-                                     dilation=tuple(syn.dilation), groups=syn.groups))  # type: ignore[arg-type]
-        else:
-            blocks.append(make_block("dense", weight))
+        blocks.append(QuantFlatten() if isinstance(block, Flatten) else quant_block(block, f"block #{i}"))
     return QuantLoihiNet(blocks, tuple(input_shape), hw_timing=hw_timing, input_encoder=encoder)

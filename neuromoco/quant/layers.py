@@ -98,9 +98,28 @@ class QuantBlock(nn.Module):
         Returns:
             Spikes, currents and voltages, each ``[T, B, *out_shape]``.
         """
+        return self.integrate(self.synaptic_input(s), hw_timing)
+
+    def synaptic_input(self, s: torch.Tensor) -> torch.Tensor:
+        """Integer synaptic sums of every step: spikes ``[T, B, *in_shape]`` -> ``[T, B, *out_shape]``.
+
+        One synapse process's output: a layer reading several sources sums one of these per source.
+        """
         steps, batch = s.shape[:2]
         a = self.synapse(s.flatten(0, 1))
-        a = a.reshape(steps, batch, *a.shape[1:])
+        return a.reshape(steps, batch, *a.shape[1:])
+
+    def integrate(self, a: torch.Tensor, hw_timing: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the neurons on the synaptic input ``a`` ``[T, B, *out_shape]`` of every step.
+
+        Args:
+            a: Integer synaptic input (all sources summed), as computed at each step.
+            hw_timing: deliver step k's input at step k + 1 (Loihi's synaptic delay).
+
+        Returns:
+            Spikes, currents and voltages, each ``[T, B, *out_shape]``.
+        """
+        steps = a.shape[0]
         if hw_timing:
             a = torch.cat([torch.zeros_like(a[:1]), a[:-1]])
         b = self.int_bias()

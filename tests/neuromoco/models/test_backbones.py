@@ -13,6 +13,7 @@ from neuromoco.models import CubaLIFNode, ModelConfig, build_model, list_models,
 from neuromoco.models.base import READOUTS
 from neuromoco.models.loihinet import Flatten, LoihiBlock, LoihiNet
 from neuromoco.models.loihinet_sdnn import SDNN_SPECS, LoihiSdnn, SdnnBlock
+from neuromoco.models.loihinet_sew import INPUT, SEW_SPECS, LoihiGraphNet
 
 T, B, NUM_CLASSES = 2, 2, 10
 INPUT_SHAPE = (2, 34, 34)
@@ -53,7 +54,8 @@ def test_contract(name, frames):
     assert {id(p) for p in model.classifier.parameters()}.isdisjoint({id(p) for p in model.backbone_parameters()})
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n.startswith("loihinet") and n not in SDNN_SPECS])
+@pytest.mark.parametrize("name", [n for n in list_models()
+                                  if n.startswith("loihinet") and n not in SDNN_SPECS and n not in SEW_SPECS])
 def test_loihinet_is_deployable(name):
     model = build_model(ModelConfig(name=name), INPUT_SHAPE, NUM_CLASSES)
     assert isinstance(model, LoihiNet)
@@ -69,6 +71,30 @@ def test_loihinet_is_deployable(name):
     pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     assert not any(isinstance(m, pooling) for m in model.modules())
     assert model.classifier is model.blocks[-1] and model.classifier.norm is None
+
+
+@pytest.mark.parametrize("name", sorted(SEW_SPECS))
+def test_loihinet_sew_is_deployable(name):
+    model = build_model(ModelConfig(name=name), INPUT_SHAPE, NUM_CLASSES)
+    assert isinstance(model, LoihiGraphNet)
+    layers = model.graph()
+    assert len(layers) == len(model.blocks)
+    names = {INPUT}
+    for layer, block in zip(layers, model.blocks):
+        assert set(layer.sources) <= names, f"{layer.name} reads a later layer"
+        names.add(layer.name)
+        if layer.kind == "flatten":
+            assert isinstance(block, Flatten) and len(layer.sources) == 1
+            continue
+        assert isinstance(block, LoihiBlock) and isinstance(block.neuron, CubaLIFNode)
+        norm = nn.BatchNorm2d if isinstance(block.synapse, nn.Conv2d) else nn.BatchNorm1d
+        assert block.norm is None or isinstance(block.norm, norm)
+        assert len(layer.sources) == 1 or layer.cnf == "ADD"
+    assert any(len(layer.sources) > 1 for layer in layers), "a residual network has merges"
+    pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    assert not any(isinstance(m, pooling) for m in model.modules())
+    assert model.classifier is model.blocks[-1] and model.classifier.norm is None
+    check_deployable(model)
 
 
 @pytest.mark.parametrize("name", sorted(SDNN_SPECS))

@@ -23,13 +23,15 @@ same step, which is not what the chip does (below).
 
 Hardware timing (``hw_timing``): every synaptic hop is one step on the chip,
 so the two branches of an ADD arrive with different latencies (the shortcut
-takes fewer hops than ``conv2``). The float model therefore runs every layer
-for the chip's whole run of ``T + L`` steps (the input padded with ``L`` zero
-frames, ``L = latency`` the longest path in synaptic hops), and every synapse
-delivers its sources' spikes of step ``k - 1`` at step ``k`` (bias only at step
-0). A merge then sums, at each step, exactly the spikes that reach the chip's
-neurons at that step. For a chain this equals ``loihinet``'s timing step for
-step (there a layer runs only the steps that can still reach the output).
+takes fewer hops than ``conv2``). The float model therefore runs on the chip's
+time axis of ``T + L`` steps (the input padded with ``L`` zero frames, ``L =
+latency`` the longest path in synaptic hops), and every synapse delivers its
+sources' spikes of step ``k - 1`` at step ``k`` (bias only at step 0). A merge
+then sums, at each step, exactly the spikes that reach the chip's neurons at
+that step. ``layer_spikes`` runs every layer for all ``T + L`` steps, as the
+chip does; ``forward`` stops each layer where its steps could no longer reach
+the output within the run (for a chain: layer ell runs ``T + ell`` steps,
+exactly ``loihinet``'s timing).
 """
 
 from __future__ import annotations
@@ -165,6 +167,14 @@ class LoihiGraphNet(SpikingBackbone):
         for layer in self.layers:
             hops[layer.name] = max(hops[s] for s in layer.sources) + int(layer.kind != "flatten")
         self._hops = hops
+        # Synaptic hops on the shortest path from each layer's output to the classifier's: a layer's last
+        # ``cut`` steps of the chip's run reach the output after the run ends, so training skips them.
+        cut: dict[str, int] = {self.layers[-1].name: 0}
+        for layer in reversed(self.layers):
+            for source in layer.sources:
+                through = cut.get(layer.name, 0) + int(layer.kind != "flatten")
+                cut[source] = min(cut.get(source, through), through)
+        self._cut = cut
 
     def graph(self) -> tuple[GraphLayer, ...]:
         """The layers, their sources and shapes: what the lowering turns into IR layers, one for one."""
@@ -185,20 +195,27 @@ class LoihiGraphNet(SpikingBackbone):
         """The last layer: dense synapse and spiking neuron (``blocks[-1]``)."""
         return self.blocks[-1]
 
-    def _run(self, x: torch.Tensor, upto: int) -> dict[str, torch.Tensor]:
-        """Outputs of layers ``0 .. upto - 1`` (and the input), each ``[T + L, B, *shape]`` in hardware timing."""
+    def _run(self, x: torch.Tensor, upto: int, whole_run: bool = False) -> dict[str, torch.Tensor]:
+        """Outputs of layers ``0 .. upto - 1`` (and the input).
+
+        In hardware timing every layer runs the chip's ``T + L`` steps with ``whole_run``; otherwise a layer
+        stops where its steps could no longer reach the classifier within the run (``T + L`` minus its
+        shortest hop count to the output), which leaves the output, and what ``features`` returns, unchanged.
+        """
         x = self.encode_input(x)  # (T, B, C, H, W)
+        steps = x.shape[0] + self.latency
         if self.latency:
             # The chip's run: the last input frame needs L more steps to reach the classifier.
             x = torch.cat([x, x.new_zeros((self.latency, *x.shape[1:]))])  # (T + L, B, C, H, W)
-        outs = {INPUT: x}
+
+        def kept(name: str) -> int:
+            return steps if whole_run or not self.hw_timing else steps - self._cut.get(name, 0)
+
+        outs = {INPUT: x[: kept(INPUT)]}
         for layer, block in zip(self.layers[:upto], self.blocks[:upto]):
-            inp = _merge([outs[s] for s in layer.sources], layer.cnf)
-            if layer.kind != "flatten" and self.hw_timing:
-                # The block prepends the step of delay (bias only at step 0); its last input step would
-                # arrive after the run.
-                inp = inp[:-1]
-            outs[layer.name] = block(inp)
+            # A synapse prepends its step of delay (bias only at step 0): it reads one step less than it runs.
+            reads = kept(layer.name) - int(layer.kind != "flatten" and self.hw_timing)
+            outs[layer.name] = block(_merge([outs[s][:reads] for s in layer.sources], layer.cnf))
         return outs
 
     def layer_spikes(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -212,7 +229,7 @@ class LoihiGraphNet(SpikingBackbone):
             is reset before and after.
         """
         functional.reset_net(self)
-        outs = self._run(x, len(self.layers))
+        outs = self._run(x, len(self.layers), whole_run=True)
         functional.reset_net(self)
         first = [outs[INPUT]] if self.reads_input_later else []
         return first + [outs[layer.name] for layer in self.layers]
@@ -220,7 +237,7 @@ class LoihiGraphNet(SpikingBackbone):
     def classifier_input(self, x: torch.Tensor) -> torch.Tensor:
         """The feature layer's run as ``forward`` feeds it to the classifier (``T + L - 1`` steps in hardware timing)."""
         feats = self._run(x, len(self.layers) - 1)[self.layers[-1].sources[0]]
-        return feats[:-1] if self.hw_timing else feats
+        return feats  # the feature layer is one hop from the output: T + L - 1 steps in hardware timing
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.classifier_input(x)

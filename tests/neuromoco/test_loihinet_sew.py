@@ -79,6 +79,11 @@ def test_loihinet_sew_s_layers_shapes_and_latency() -> None:
         feats = model.features(x)
         functional.reset_net(model)
         spikes = model.layer_spikes(x)
+        # A linear probe trains the classifier on classifier_input: exactly what forward feeds it.
+        probe = model.classifier_input(x)
+        functional.reset_net(model)
+        assert torch.equal(model.classifier(probe), out) and probe.shape[0] == T + 7 - 1
+        functional.reset_net(model)
     assert out.shape == (T + 7, B, CLASSES) and feats.shape == (T, B, 128)
     assert [tuple(s.shape[2:]) for s in spikes] == [layer.shape for layer in model.graph()]
     assert all(s.shape[:2] == (T + 7, B) for s in spikes)

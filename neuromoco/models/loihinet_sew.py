@@ -140,6 +140,8 @@ class LoihiGraphNet(SpikingBackbone):
                 reading several sources.
         """
         super().__init__()
+        if not layers:
+            raise ConfigError("a graph network needs at least its classifier layer")
         seen = {INPUT}
         for layer, _ in layers:
             if layer.name in seen:

@@ -359,6 +359,42 @@ def conv_lif_layer(
         synops[item] = delivered
 
 
+@njit(inline="always")
+def _dense_synapse_step(
+    s: npt.NDArray[Any], b: int, k: int, w_t: npt.NDArray[Any], delays: npt.NDArray[Any], weight_exp: int,
+    fan: npt.NDArray[Any], acc: npt.NDArray[Any], part: npt.NDArray[Any], n_in: int, n: int,
+) -> int:
+    """One dense synapse process at step k: into ``acc`` (int64, zeroed here), per distinct delay d the
+    weights of the inputs that spiked at step k - 1 - d, summed in ``part`` and shifted by the weight
+    exponent (Lava's DelayDense); returns the synaptic events delivered."""
+    delivered = 0
+    acc[:] = 0
+    for di in range(delays.shape[0]):
+        src = k - 1 - delays[di]
+        if src < 0:
+            continue
+        part[:] = 0
+        row = s[b, src]
+        wd = w_t[di].reshape(n_in * n)
+        fan_d = fan[di]
+        for j in range(n_in):
+            if row[j]:
+                delivered += fan_d[j]
+                first = np.uint64(j * n)
+                for o in range(np.uint64(n)):
+                    part[o] += wd[first + o]
+        if weight_exp > 0:
+            for o in range(n):
+                acc[o] += part[o] << weight_exp
+        elif weight_exp < 0:
+            for o in range(n):
+                acc[o] += part[o] >> (-weight_exp)
+        else:
+            for o in range(n):
+                acc[o] += part[o]
+    return delivered
+
+
 @njit(cache=True, nogil=True)
 def dense_lif_layer(
     b_start: int, b_stop: int, s: npt.NDArray[Any], w_t: npt.NDArray[Any], delays: npt.NDArray[Any],
@@ -392,30 +428,7 @@ def dense_lif_layer(
             if reset[k]:
                 u[:] = 0
                 v[:] = 0
-            acc[:] = 0
-            for di in range(delays.shape[0]):
-                src = k - 1 - delays[di]
-                if src < 0:
-                    continue
-                part[:] = 0
-                row = s[b, src]
-                wd = w_t[di].reshape(n_in * n)
-                fan_d = fan[di]
-                for j in range(n_in):
-                    if row[j]:
-                        delivered += fan_d[j]
-                        first = np.uint64(j * n)
-                        for o in range(np.uint64(n)):
-                            part[o] += wd[first + o]
-                if weight_exp > 0:
-                    for o in range(n):
-                        acc[o] += part[o] << weight_exp
-                elif weight_exp < 0:
-                    for o in range(n):
-                        acc[o] += part[o] >> (-weight_exp)
-                else:
-                    for o in range(n):
-                        acc[o] += part[o]
+            delivered += _dense_synapse_step(s, b, k, w_t, delays, weight_exp, fan, acc, part, n_in, n)
             out = spikes[b, k]
             _lif_frame(acc, False, acc, True, u, v, im, vm, be, th, 0, out, False)
             if record:
@@ -514,30 +527,7 @@ def dense_current_layer(
     for b in range(b_start, b_stop):
         delivered = 0
         for k in range(steps):
-            acc[:] = 0
-            for di in range(delays.shape[0]):
-                src = k - 1 - delays[di]
-                if src < 0:
-                    continue
-                part[:] = 0
-                row = s[b, src]
-                wd = w_t[di].reshape(n_in * n)
-                fan_d = fan[di]
-                for j in range(n_in):
-                    if row[j]:
-                        delivered += fan_d[j]
-                        first = np.uint64(j * n)
-                        for o in range(np.uint64(n)):
-                            part[o] += wd[first + o]
-                if weight_exp > 0:
-                    for o in range(n):
-                        acc[o] += part[o] << weight_exp
-                elif weight_exp < 0:
-                    for o in range(n):
-                        acc[o] += part[o] >> (-weight_exp)
-                else:
-                    for o in range(n):
-                        acc[o] += part[o]
+            delivered += _dense_synapse_step(s, b, k, w_t, delays, weight_exp, fan, acc, part, n_in, n)
             out = current[b, k]
             for o in range(n):
                 out[o] = _I32(out[o] + _I32(acc[o]))

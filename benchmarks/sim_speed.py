@@ -48,8 +48,6 @@ def lava_steady_steps_per_s(
 ) -> tuple[float, float]:
     """(build seconds, steady-state steps/s) of one Lava run with a single output sink."""
     netx = import_netx()
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc import io
 
     t0 = time.perf_counter()
@@ -66,23 +64,11 @@ def lava_steady_steps_per_s(
         source.s_out.connect(lava_net.inp)
     sink = io.sink.RingBuffer(shape=lava_net.out.shape, buffer=warmup + steps)
     lava_net.out.connect(sink.a_in)
-    cfg = Loihi2SimCfg(select_tag="fixed_pt")
-    try:
-        lava_net.create_runtime(run_cfg=cfg)
-        lava_net.run(condition=RunSteps(num_steps=warmup), run_cfg=cfg)
-        build = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        lava_net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
-        rate = steps / (time.perf_counter() - t1)
-    finally:
-        lava_net.stop()
-    return build, rate
+    return _timed_run(lava_net, t0, warmup, steps)
 
 
 def lava_graph_steady_steps_per_s(net: Network, frames: np.ndarray, warmup: int, steps: int) -> tuple[float, float]:
     """(build seconds, steady-state steps/s) of a residual graph in Lava, built by ``build_lava_graph``."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc import io
 
     from sims.lava import build_lava_graph
@@ -94,17 +80,25 @@ def lava_graph_steady_steps_per_s(net: Network, frames: np.ndarray, warmup: int,
     out = graph.blocks[len(net.layers) - 1].out
     sink = io.sink.RingBuffer(shape=out.shape, buffer=warmup + steps)
     out.connect(sink.a_in)
+    return _timed_run(source, t0, warmup, steps)
+
+
+def _timed_run(process: object, t0: float, warmup: int, steps: int) -> tuple[float, float]:
+    """Compile and run ``warmup`` steps (build time counted from ``t0``), then time ``steps`` more:
+    (build seconds, steady-state steps/s)."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
     cfg = Loihi2SimCfg(select_tag="fixed_pt")
     try:
-        source.create_runtime(run_cfg=cfg)
-        source.run(condition=RunSteps(num_steps=warmup), run_cfg=cfg)
+        process.create_runtime(run_cfg=cfg)  # type: ignore[attr-defined]
+        process.run(condition=RunSteps(num_steps=warmup), run_cfg=cfg)  # type: ignore[attr-defined]
         build = time.perf_counter() - t0
         t1 = time.perf_counter()
-        source.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
-        rate = steps / (time.perf_counter() - t1)
+        process.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)  # type: ignore[attr-defined]
+        return build, steps / (time.perf_counter() - t1)
     finally:
-        source.stop()
-    return build, rate
+        process.stop()  # type: ignore[attr-defined]
 
 
 def native_rate(

@@ -84,17 +84,24 @@ class SewSpec:
             stride or the width changes, a 1x1 conv-BN-LIF downsample on the shortcut.
         feature_dim: Width of a spiking dense feature layer, or 0 for a spiking average pool (a depthwise conv
             over the whole last map + BN + LIF) whose channels are the features.
+        pool: ``(kernel, stride)`` of a spiking local average pool before a dense feature layer (a depthwise
+            conv, padding ``kernel // 2``, initialised to the mean, + BN + LIF), or ``None``. It keeps the
+            dense layer's fan-in, twice the last map's size when it reads a merge, within Loihi 2's 4,096
+            input axons per neuron.
     """
 
     stem: tuple[int, int, int]
     stages: tuple[tuple[int, int, int], ...]
     feature_dim: int
+    pool: tuple[int, int] | None = None
 
 
-#: ``loihinet_sew_s`` trains on ndigits on 2 CPU cores as ``loihinet_s`` does; ``sew_resnet18_loihi`` is the
-#: paper's SEW-ResNet-18 (2-ch 7x7 stem, [2, 2, 2, 2] BasicBlocks, ADD) without max pooling.
+#: ``loihinet_sew_s`` trains on ndigits on 2 CPU cores as ``loihinet_s`` does (its 3x3 stride-2 pool takes the
+#: last block's 2 x 32 x 9 x 9 = 5,184 dense inputs at 2x34x34, over the chip's 4,096, to 32 x 5 x 5 = 800);
+#: ``sew_resnet18_loihi`` is the paper's SEW-ResNet-18 (2-ch 7x7 stem, [2, 2, 2, 2] BasicBlocks, ADD) without
+#: max pooling.
 SEW_SPECS: dict[str, SewSpec] = {
-    "loihinet_sew_s": SewSpec(stem=(16, 3, 2), stages=((16, 1, 1), (32, 1, 2)), feature_dim=128),
+    "loihinet_sew_s": SewSpec(stem=(16, 3, 2), stages=((16, 1, 1), (32, 1, 2)), feature_dim=128, pool=(3, 2)),
     "sew_resnet18_loihi": SewSpec(stem=(64, 7, 2), stages=((64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)),
                                   feature_dim=0),
 }
@@ -293,6 +300,17 @@ class _Builder:
         bn = nn.BatchNorm1d(out_features) if use_norm else None
         return self._add(GraphLayer(name, "dense", sources, (out_features,), self.cnf), synapse, bn)
 
+    def avg_pool(self, name: str, sources: tuple[str, ...], kernel: int | tuple[int, int], stride: int,
+                 padding: int) -> tuple[str, ...]:
+        """Average pooling as Loihi runs it (netx has no pooling layer): a depthwise conv initialised to the
+        mean and trainable, then a batch-norm and a neuron that make it spikes."""
+        channels = self.shapes[sources[0]][0]
+        out = self.conv(name, sources, channels, kernel, stride, padding, groups=channels)
+        synapse = self.layers[-1][1].synapse
+        assert isinstance(synapse, nn.Conv2d)
+        nn.init.constant_(synapse.weight, 1.0 / (synapse.kernel_size[0] * synapse.kernel_size[1]))
+        return out
+
     def flatten(self, sources: tuple[str, ...]) -> tuple[str, ...]:
         """One flatten per source (a flatten reshapes one layer); the merge moves to the dense layer after."""
         names = []
@@ -352,15 +370,14 @@ def build_sew(spec: SewSpec, input_shape: tuple[int, int, int], num_classes: int
         for k in range(blocks):
             out = b.sew_block(f"s{s}b{k}", out, channels, first_stride if k == 0 else 1)
     if spec.feature_dim:
+        if spec.pool is not None:
+            kernel, stride = spec.pool
+            out = b.avg_pool("pool", out, kernel, stride, kernel // 2)
         feats = b.dense("features", b.flatten(out), spec.feature_dim, norm=True)
     else:
         # Average pooling as Loihi runs it (netx has no pooling layer): a depthwise conv over the whole last
         # map, initialised to the mean and trainable, then a batch-norm and a neuron that make it spikes.
-        channels, height, width = b.shapes[out[0]]
-        pool = b.conv("pool", out, channels, (height, width), 1, 0, groups=channels)
-        synapse = b.layers[-1][1].synapse
-        assert isinstance(synapse, nn.Conv2d)
-        nn.init.constant_(synapse.weight, 1.0 / (height * width))
-        feats = b.flatten(pool)
+        _, height, width = b.shapes[out[0]]
+        feats = b.flatten(b.avg_pool("pool", out, (height, width), 1, 0))
     b.dense("classifier", feats, num_classes, norm=False)
     return LoihiGraphNet(b.layers, input_shape, hw_timing)

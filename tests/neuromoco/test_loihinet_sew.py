@@ -67,11 +67,13 @@ def test_loihinet_sew_s_layers_shapes_and_latency() -> None:
     # Block 1 (identity shortcut): its output is stem + conv2, read by block 2's conv1 and downsample.
     assert layers["s2b0_conv1"].sources == layers["s2b0_down"].sources == ("stem", "s1b0_conv2")
     assert layers["s2b0_down"].shape == layers["s2b0_conv2"].shape == (32, 9, 9)
-    # Block 2's output (downsample + conv2) reaches the dense layer through one flatten per source.
-    assert layers["features"].sources == ("s2b0_down_flat", "s2b0_conv2_flat")
+    # Block 2's output (downsample + conv2) is pooled (a depthwise 3x3 stride-2 conv) to keep the dense
+    # layer's fan-in within Loihi 2's 4,096 (two flattened 32x9x9 sources would be 5,184).
+    assert layers["pool"].sources == ("s2b0_down", "s2b0_conv2") and layers["pool"].shape == (32, 5, 5)
+    assert layers["features"].sources == ("pool_flat",)
     assert layers["classifier"].sources == ("features",) and layers["classifier"].shape == (CLASSES,)
-    # Longest path: stem, conv1, conv2, conv1, conv2, features, classifier.
-    assert model.latency == 7
+    # Longest path: stem, conv1, conv2, conv1, conv2, pool, features, classifier.
+    assert model.latency == 8
     x = _frames(0)
     with torch.no_grad():
         out = model(x)
@@ -82,11 +84,11 @@ def test_loihinet_sew_s_layers_shapes_and_latency() -> None:
         # A linear probe trains the classifier on classifier_input: exactly what forward feeds it.
         probe = model.classifier_input(x)
         functional.reset_net(model)
-        assert torch.equal(model.classifier(probe), out) and probe.shape[0] == T + 7 - 1
+        assert torch.equal(model.classifier(probe), out) and probe.shape[0] == T + 8 - 1
         functional.reset_net(model)
-    assert out.shape == (T + 7, B, CLASSES) and feats.shape == (T, B, 128)
+    assert out.shape == (T + 8, B, CLASSES) and feats.shape == (T, B, 128)
     assert [tuple(s.shape[2:]) for s in spikes] == [layer.shape for layer in model.graph()]
-    assert all(s.shape[:2] == (T + 7, B) for s in spikes)
+    assert all(s.shape[:2] == (T + 8, B) for s in spikes)
     assert torch.equal(spikes[-1], out)
     plain = build_model(ModelConfig(name="loihinet_sew_s", hw_timing=False), SHAPE, CLASSES)
     assert plain.latency == 0
@@ -139,7 +141,7 @@ def test_merges_are_spikingjellys_sew_function_without_hardware_timing(cnf: str)
         stem = ours["stem"](x)
         out1 = block1(stem)
         out2 = block2(out1)
-        feats = ours["features"](out2.flatten(2))
+        feats = ours["features"](ours["pool"](out2).flatten(2))
         logits = ours["classifier"](feats)
     assert 0 < float(out2.mean()) and float(feats.mean()) > 0, "the test needs activity"
     names = [layer.name for layer in model.graph()]
@@ -230,7 +232,7 @@ def _reference_run(qnet: QuantGraphNet, x: torch.Tensor) -> list[tuple[torch.Ten
 @pytest.mark.parametrize("seed", [0, 1])
 def test_qat_twin_equals_the_integer_reference(seed: int) -> None:
     qnet = to_quant(_sew_s(seed), SHAPE).eval()
-    assert isinstance(qnet, QuantGraphNet) and qnet.latency == 7
+    assert isinstance(qnet, QuantGraphNet) and qnet.latency == 8
     x = _frames(10 + seed)
     with torch.no_grad():
         got = qnet.run_layers(x)

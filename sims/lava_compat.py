@@ -1,4 +1,4 @@
-"""Importing Lava 0.10 / lava-dl 0.6 cleanly on Python 3.10 and 3.11.
+"""Importing Lava 0.10 / lava-dl 0.6 cleanly on Python 3.10 and 3.11, with one simulator fix.
 
 Lava 0.10 declares Python < 3.11. On 3.11 ``import lava`` fails in
 ``lava/magma/compiler/var_model.py``: its ``CoreEncoder``, ``ChipEncoder`` and
@@ -6,6 +6,15 @@ Lava 0.10 declares Python < 3.11. On 3.11 ``import lava`` fails in
 and since Python 3.11 dataclasses refuse any default whose class is unhashable
 (a plain ``@dataclass`` sets ``__hash__ = None``). We fix that at import time,
 without touching site-packages, and only when the running Lava needs it.
+
+Lava 0.10's Python conv models (``lava.proc.conv.models.AbstractPyConvModel``)
+keep the ``groups`` Var as ``int8``: a conv with 128 or more groups (a depthwise
+conv over 128+ channels, such as ``sew_resnet18_loihi``'s 512-channel average
+pool) is run with ``groups`` wrapped (512 -> 0, 128 -> -128), and the scipy conv
+it uses then loops over no group and sends all-zero currents, silently.
+:func:`widen_conv_groups` declares that Var ``int32`` in the Python models only
+(the ``Conv`` process, its arguments and what a Loihi 2 compiler is given are
+unchanged); every conv with fewer than 128 groups runs exactly as before.
 """
 
 from __future__ import annotations
@@ -124,12 +133,27 @@ def import_netx() -> ModuleType:
         with _quiet(), _tolerant_start_method():
             import lava.lib.dl.netx as netx  # noqa: PLC0415
         logging.getLogger("lava").setLevel(logging.ERROR)
+        widen_conv_groups()
     except ImportError as exc:
         raise MissingDependencyError(
             f"Lava is not importable ({exc}); install it with `make .venv` "
             "(lava-nc 0.10.0 and lava-dl 0.6.0, see tools/install_lava.sh)"
         ) from None
     return netx  # type: ignore[no-any-return]
+
+
+def widen_conv_groups() -> None:
+    """Declare the Python conv models' ``groups`` Var ``int32`` instead of Lava 0.10's ``int8`` (see above).
+
+    Idempotent; a Lava whose models already keep ``groups`` wider than 8 bits is left alone.
+    """
+    import numpy as np  # noqa: PLC0415
+    from lava.magma.core.model.py.type import LavaPyType  # noqa: PLC0415
+    from lava.proc.conv import models  # noqa: PLC0415
+
+    declared = models.AbstractPyConvModel.groups
+    if np.dtype(declared.d_type).itemsize < 4:
+        models.AbstractPyConvModel.groups = LavaPyType(np.ndarray, np.int32, precision=32)
 
 
 def lava_available() -> bool:

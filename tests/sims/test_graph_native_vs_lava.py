@@ -107,3 +107,30 @@ def test_each_synapse_process_wraps_on_its_own(weight: int, lava_netx) -> None: 
     assert native.spikes[2][0, 2].all() == expect_spike
     assert (not native.spikes[2][0, 2].any()) == (not expect_spike)
     assert np.all(np.sign(native.v[2][0, 2]) == (0 if expect_spike else -1))  # v resets to 0 on a spike
+
+
+# ----------------------------------------------------------------------------- 128+ conv groups
+
+
+@pytest.mark.parametrize("channels", [128, 200])
+def test_depthwise_conv_with_128_or_more_groups(channels: int, lava_netx) -> None:  # type: ignore[no-untyped-def]
+    """A depthwise average pool over 128+ channels (sew_resnet18_loihi's is 512), merging two sources.
+
+    Lava 0.10's Python conv model keeps ``groups`` in int8 (128 -> -128, 512 -> 0) and then sends zeros;
+    ``sims.lava_compat.widen_conv_groups`` declares it int32, so Lava computes the conv it was given."""
+    rng = np.random.default_rng(channels)
+    neuron = CubaNeuron(np.int32(4096), np.int32(4096), np.int32(300))
+    relay = CubaNeuron(np.int32(4096), np.int32(4096), np.int32(1))
+    net = Network((
+        InputLayer("input0", (channels, 3, 3)),
+        Conv("relay", (channels, 3, 3), np.full((channels, 1, 1, 1), 100, np.int32), groups=channels, neuron=relay),
+        Conv("pool", (channels, 1, 1), rng.integers(-40, 120, (channels, 1, 3, 3)).astype(np.int32),
+             groups=channels, neuron=neuron, sources=("relay", "input0")),
+    ))
+    x = (rng.random((1, 4, channels, 3, 3)) < 0.5).astype(np.int32)
+    native = simulate(net, x, 7, record_state=True)
+    _assert_same(native, run_lava_net(net, x, 7, record_state=True))
+    assert native.spikes[2].any() and not native.spikes[2].all(), "the pool must fire in some channels only"
+    from lava.proc.conv import models  # noqa: PLC0415
+
+    assert np.dtype(models.PyConvModelFixed.groups.d_type) == np.int32

@@ -223,7 +223,10 @@ def sew_resnet18_graph(
     seed: int = 0,
     widths: tuple[int, int, int, int] = (64, 128, 256, 512),
 ) -> Network:
-    """SEW-ResNet-18 (Fang et al. 2021, ADD connect) as a deployable integer graph with random weights.
+    """SEW-ResNet-18 (Fang et al. 2021, ADD connect) as an integer graph with random weights.
+
+    ``widths`` are the four stages' channels: the paper's by default (refused by Loihi 2's fan-in in five
+    convs of stages 3-4); ``(64, 128, 144, 224)`` is ``sew_resnet18_loihi``'s, which fits.
 
     7x7 stride-2 stem conv (no max-pool), four stages of two BasicBlocks (``conv1``, ``conv2``; the
     first block of stages 2-4 downsamples with stride 2 and a 1x1 stride-2 conv shortcut with

@@ -9,7 +9,7 @@ without touching site-packages, and only when the running Lava needs it.
 
 Lava 0.10's Python conv models (``lava.proc.conv.models.AbstractPyConvModel``)
 keep the ``groups`` Var as ``int8``: a conv with 128 or more groups (a depthwise
-conv over 128+ channels, such as ``sew_resnet18_loihi``'s 512-channel average
+conv over 128+ channels, such as ``sew_resnet18_loihi``'s 224-channel average
 pool) is run with ``groups`` wrapped (512 -> 0, 128 -> -128), and the scipy conv
 it uses then loops over no group and sends all-zero currents, silently.
 :func:`widen_conv_groups` declares that Var ``int32`` in the Python models only

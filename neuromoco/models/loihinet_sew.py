@@ -99,11 +99,19 @@ class SewSpec:
 #: ``loihinet_sew_s`` trains on ndigits on 2 CPU cores as ``loihinet_s`` does (its 3x3 stride-2 pool takes the
 #: last block's 2 x 32 x 9 x 9 = 5,184 dense inputs at 2x34x34, over the chip's 4,096, to 32 x 5 x 5 = 800);
 #: ``sew_resnet18_loihi`` is the paper's SEW-ResNet-18 (2-ch 7x7 stem, [2, 2, 2, 2] BasicBlocks, ADD) without
-#: max pooling.
+#: max pooling and with stages 3-4 narrowed from 256/512 to :data:`SEW_RESNET18_LOIHI_WIDTHS` (144, 224)
+#: channels, the widest multiples of 16 whose neurons fit Loihi 2's 4,096 input axons: a 3x3 conv reading a
+#: merge of k sources has fan-in 9 * k * C_in (``s4b0_conv1`` reads stage 3's three sources: 27 * 144 = 3,888;
+#: ``s4b1_conv1`` two of stage 4's: 18 * 224 = 4,032). At the paper's widths five convs of stages 3-4 are
+#: refused (4,600 to 9,204 inputs per neuron; ``export.examples.sew_resnet18_graph(widths=PAPER_WIDTHS)``).
+SEW_RESNET18_PAPER_WIDTHS = (64, 128, 256, 512)
+SEW_RESNET18_LOIHI_WIDTHS = (64, 128, 144, 224)
 SEW_SPECS: dict[str, SewSpec] = {
     "loihinet_sew_s": SewSpec(stem=(16, 3, 2), stages=((16, 1, 1), (32, 1, 2)), feature_dim=128, pool=(3, 2)),
-    "sew_resnet18_loihi": SewSpec(stem=(64, 7, 2), stages=((64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)),
-                                  feature_dim=0),
+    "sew_resnet18_loihi": SewSpec(
+        stem=(64, 7, 2),
+        stages=tuple((width, 2, 1 if i == 0 else 2) for i, width in enumerate(SEW_RESNET18_LOIHI_WIDTHS)),
+        feature_dim=0),
 }
 
 

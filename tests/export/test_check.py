@@ -530,11 +530,15 @@ def test_fan_in_of_a_merge_sums_its_sources() -> None:
 
 
 def test_sew_resnet18_graph_topology_and_fit() -> None:
-    """SEW-ResNet-18 at 2x34x34: 17 convs + 3 downsampling shortcuts + pool + flatten + fc; the ADDs are
-    merges; on Loihi 2 it takes 2 chips and its 3x3x512 convs (and the wide merges) exceed the fan-in."""
+    """SEW-ResNet-18 at the paper's widths, 2x34x34: 17 convs + 3 downsampling shortcuts + pool + flatten + fc;
+    the ADDs are merges; on Loihi 2 it takes 2 chips and its 3x3x512 convs (and the wide merges) exceed the
+    fan-in. Stages 3-4 narrowed to 144 and 224 channels (``sew_resnet18_loihi``'s widths) fit in 1 chip."""
     from export.examples import sew_resnet18_graph
 
-    net = sew_resnet18_graph()
+    narrow = sew_resnet18_graph(widths=(64, 128, 144, 224))
+    assert find_violations(narrow, LOIHI2) == []
+    assert (estimate_resources(narrow, LOIHI2).cores, estimate_resources(narrow, LOIHI2).chips) == (102, 1)
+    net = sew_resnet18_graph(widths=(64, 128, 256, 512))
     assert len(net.layers) == 23 and net.depth == 19
     merges = {layer.name: len(layer.sources) for layer in net.layers if len(getattr(layer, "sources", ())) > 1}
     assert merges == {"stage1_block2_conv1": 2, "stage2_block1_conv1": 3, "stage2_block1_down": 3,

@@ -14,7 +14,10 @@ from torch import nn
 
 from export.ir import from_dict, to_dict
 from export.lower import check_deployable, graph_quant_to_ir, lower
+from export.check import check_network
+from export.resources import estimate_resources
 from hw_targets import constants as C
+from hw_targets import get_target
 from hw_targets.errors import TargetLimitError
 from neuromoco.models import CubaLIFNode, ModelConfig, build_model
 from neuromoco.models.loihinet import Flatten, LoihiBlock
@@ -25,6 +28,8 @@ from neuromoco.quant.layers import QuantBlock
 from sims import kernels
 from sims.native import simulate
 from sims.validate import float_layer_spikes
+
+LOIHI2 = get_target("loihi2")
 
 SHAPE = (2, 34, 34)
 T, B, CLASSES = 4, 2, 10
@@ -103,9 +108,24 @@ def test_sew_resnet18_loihi_is_the_papers_topology_without_max_pool() -> None:
     stem = model.blocks[0].synapse
     assert stem.in_channels == 2 and stem.kernel_size == (7, 7) and stem.stride == (2, 2)
     pool = model.blocks[[layer.name for layer in layers].index("pool")]
-    assert pool.synapse.groups == 512 and pool.synapse.kernel_size == (3, 3) and pool.norm is not None
+    assert pool.synapse.groups == 224 and pool.synapse.kernel_size == (3, 3) and pool.norm is not None
     assert max(len(layer.sources) for layer in layers) == 3  # an identity block after an identity block
-    assert model.feature_dim == 512 and model.latency == 19
+    assert [model.blocks[[layer.name for layer in layers].index(f"s{s}b0_conv1")].synapse.out_channels
+            for s in (1, 2, 3, 4)] == [64, 128, 144, 224]
+    assert model.feature_dim == 224 and model.latency == 19
+
+
+@pytest.mark.parametrize("shape, cores, chips", [((2, 34, 34), 102, 1), ((2, 128, 128), 937, 8)])
+def test_sew_resnet18_loihi_fits_loihi2(shape: tuple[int, int, int], cores: int, chips: int) -> None:
+    """Its stages 3-4 (144, 224 channels) keep every neuron within Loihi 2's 4,096 input axons, the widest
+    merge included (s4b1_conv1: 2 sources x 3 x 3 x 224 = 4,032); the paper's 256/512 do not
+    (tests/export/test_check.py)."""
+    torch.manual_seed(0)
+    net = lower(build_model(ModelConfig(name="sew_resnet18_loihi"), shape, CLASSES).eval(), shape)
+    check_network(net, LOIHI2)
+    table = estimate_resources(net, LOIHI2)
+    assert (table.cores, table.chips) == (cores, chips)
+    assert 4000 < max(layer.fan_in for layer in table.layers) <= 4032  # weights quantized to 0 do not count
 
 
 # -- ADD semantics ----------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_each_synapse_process_wraps_on_its_own(weight: int, lava_netx) -> None: 
 
 @pytest.mark.parametrize("channels", [128, 200])
 def test_depthwise_conv_with_128_or_more_groups(channels: int, lava_netx) -> None:  # type: ignore[no-untyped-def]
-    """A depthwise average pool over 128+ channels (sew_resnet18_loihi's is 512), merging two sources.
+    """A depthwise average pool over 128+ channels (sew_resnet18_loihi's is 224), merging two sources.
 
     Lava 0.10's Python conv model keeps ``groups`` in int8 (128 -> -128, 512 -> 0) and then sends zeros;
     ``sims.lava_compat.widen_conv_groups`` declares it int32, so Lava computes the conv it was given."""

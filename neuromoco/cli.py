@@ -181,10 +181,12 @@ def _add_builtin(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("demo", help="the whole chain on the built-in data")
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--quick", action="store_true", help="one epoch per stage (a smoke run)")
-    p.add_argument("--model", choices=("loihinet_s", "loihinet_m", "loihinet_sew_s", "loihinet_sdnn_s"), default=None,
-                   help="the deployable backbone: loihinet_* (CUBA-LIF, binary spikes), loihinet_sew_s (the same "
-                        "with SEW residual blocks, exported as a graph) or loihinet_sdnn_s (sigma-delta, graded "
-                        "spikes; trains from scratch, no pre-training)")
+    p.add_argument("--model", choices=("loihinet_s", "loihinet_m", "loihinet_sew_s", "sew_resnet18_loihi",
+                                        "loihinet_sdnn_s"), default=None,
+                   help="the deployable backbone: loihinet_* (CUBA-LIF, binary spikes), loihinet_sew_s and "
+                        "sew_resnet18_loihi (the same with SEW residual blocks, exported as a graph; "
+                        "sew_resnet18_loihi takes about 10 minutes per epoch on 2 cores: use --quick) or "
+                        "loihinet_sdnn_s (sigma-delta, graded spikes; trains from scratch, no pre-training)")
     p.set_defaults(func=_cmd_demo)
 
 

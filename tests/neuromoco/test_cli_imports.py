@@ -62,3 +62,19 @@ def test_native_simulate_imports_no_torch(tmp_path: Path) -> None:
     assert (tmp_path / "r.npz").is_file()
     loaded = set(out.stderr.split())
     assert not loaded & set(HEAVY), f"native nmoco simulate imported {sorted(loaded & set(HEAVY))}"
+
+
+def test_hand_listed_model_names_are_the_registry() -> None:
+    """``nmoco train --help`` lists the backbones without importing them; ``nmoco demo --model`` offers every
+    deployable one (the loihinet family, its SEW graphs and the sigma-delta chain)."""
+    from neuromoco.cli import build_parser
+    from neuromoco.models import list_models
+    from neuromoco.models.loihinet import LOIHINET_SPECS
+    from neuromoco.models.loihinet_sdnn import SDNN_SPECS
+    from neuromoco.models.loihinet_sew import SEW_SPECS
+    from neuromoco.train.command import MODEL_NAMES
+
+    assert sorted(MODEL_NAMES) == list_models()
+    demo = next(a for a in build_parser("demo")._subparsers._group_actions[0].choices["demo"]._actions
+                if a.dest == "model")
+    assert sorted(demo.choices) == sorted([*LOIHINET_SPECS, *SEW_SPECS, *SDNN_SPECS])

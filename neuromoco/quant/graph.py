@@ -72,10 +72,11 @@ class QuantGraphNet(QuantLoihiNet):
         outs: dict[str, LayerRun] = {INPUT: (self.prepare_input(x), None, None)}  # (T + L, B, C, H, W)
         for name, srcs, block in zip(self.layer_names[:upto], self.layer_sources[:upto], self.blocks[:upto]):
             if isinstance(block, QuantBlock):
-                # One synapse process per source, summed at the neurons' input port.
+                # One synapse process per source, summed at the neurons' input port; several 24-bit
+                # process sums can pass float32's exact integers (2**24), so a merge sums in float64.
                 a = block.synaptic_input(outs[srcs[0]][0])
                 for src in srcs[1:]:
-                    a = a + block.synaptic_input(outs[src][0])
+                    a = a.double() + block.synaptic_input(outs[src][0]).double()
                 outs[name] = block.integrate(a, self.hw_timing)
             else:
                 outs[name] = (block(outs[srcs[0]][0]), None, None)

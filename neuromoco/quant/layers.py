@@ -127,8 +127,8 @@ class QuantBlock(nn.Module):
         i_mult = float(C.DECAY_UNITY - self.i_decay)
         v_mult = float(C.DECAY_UNITY - self.v_decay)
         vth_eff = float(self.v_th_mant << C.VTH_SHIFT)
-        u = torch.zeros_like(a[0])
-        v = torch.zeros_like(a[0])
+        u = torch.zeros_like(a[0], dtype=self.weight.dtype)  # float32 states, also when a merge's a is float64
+        v = torch.zeros_like(u)
         spikes, us, vs = [], [], []
         for k in range(steps):
             u, v, sk = lif_step(u, v, a[k], i_mult, v_mult, bias_eff, vth_eff, self.surrogate_function)

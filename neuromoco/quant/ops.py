@@ -3,9 +3,11 @@
 Forward values are exactly those of ``sims/kernels.py`` (tested against it);
 gradients pass through rounding and truncation unchanged (straight-through
 estimators) and through the spike by a spikingjelly surrogate. Values are
-float32 tensors holding integers: every synaptic sum and every 24-bit state is
-exactly representable; only the decay product ``u * (4096 - d)`` needs more
-bits and is taken in float64.
+float32 tensors holding integers: every 24-bit state and one synapse process's
+sum is exactly representable. Two things need more bits and are taken in
+float64: the decay product ``u * (4096 - d)``, and the current update
+``u + a * 2**6``, whose input ``a`` (up to three 24-bit process sums at a SEW
+merge) times 64 passes float32's exact integers (2**24).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def lif_step(
 
     Args:
         u, v: states (float32 holding integers), shape (B, *layer_shape).
-        a: integer synaptic input of this step, same shape.
+        a: integer synaptic input of this step, same shape (float64 where it may exceed 2**24).
         i_mult, v_mult: ``4096 - i_decay`` and ``4096 - v_decay``.
         bias_eff: ``bias << 6``, broadcastable to the state.
         vth_eff: ``v_th_mant << 6``.
@@ -70,7 +72,7 @@ def lif_step(
     Returns:
         (u, v, s) with s in {0, 1}.
     """
-    u_new = wrap_current(decay_ste(u, i_mult) + a * float(1 << C.ACT_SHIFT))
+    u_new = wrap_current(decay_ste(u, i_mult).double() + a.double() * float(1 << C.ACT_SHIFT)).to(u.dtype)
     v_new = decay_ste(v, v_mult) + u_new + bias_eff
     v_new = torch.clamp(v_new, -float(C.V_MAX), float(C.V_MAX))
     scale = max(vth_eff, 1.0)

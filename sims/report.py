@@ -31,8 +31,10 @@ def write_plots(report: ValidationReport, folder: Path) -> list[Path]:
         ax.bar(x - 0.2, [c.float_rate for c in report.layers], 0.4, label="float model")
         ax.bar(x + 0.2, [c.fixed_rate for c in report.layers], 0.4, label="fixed point (native = Lava)")
         ax.set_xticks(x, [_plain(n) for n in names], rotation=30, ha="right")
-        ax.set_ylabel("spikes per neuron per step")
-        ax.set_title("Firing rate per layer")
+        # The whole run's spikes over the T input frames: a deep network's layers fire in its L extra steps
+        # too (T + L in all), so a rate can pass 1.
+        ax.set_ylabel("spikes per neuron per input frame")
+        ax.set_title("Firing rate per layer (spikes of the whole run / T)")
         ax.legend()
         fig.tight_layout()
         paths.append(folder / "firing_rates.png")
@@ -119,7 +121,8 @@ def write_markdown(report: ValidationReport, folder: Path, plots: list[Path], ti
         lines.append(f"- layer where float and fixed diverge most: `{_esc(worst.name)}` "
                      f"(mean |rate difference| {worst.mean_abs_rate_diff:.4f})")
     if report.layers:
-        lines += ["", "| layer | float rate | fixed rate | correlation of spike counts | mean abs rate diff |",
+        lines += ["", "Rates are a neuron's spikes over the whole run divided by the T input frames.", "",
+                  "| layer | float rate | fixed rate | correlation of spike counts | mean abs rate diff |",
                   "|---|---|---|---|---|"]
         for c in report.layers:
             lines.append(f"| {_esc(c.name)} | {c.float_rate:.4f} | {c.fixed_rate:.4f} | {c.correlation:.3f} | "
